@@ -96,6 +96,8 @@ interface Flight {
 }
 
 const written: WriteOutcome = { _tag: "Written" }
+const toWritten = (): WriteOutcome => written
+const notWritten = (error: CacheStoreError): WriteOutcome => ({ _tag: "NotWritten", error })
 
 /** The cache service. */
 export class Cache extends Context.Service<Cache, {
@@ -179,6 +181,14 @@ export class Cache extends Context.Service<Cache, {
 const invalidKey = (key: string): CacheKey.InvalidKeyError | undefined => {
   const reason = CacheKey.validate(key)
   return reason === undefined ? undefined : new CacheKey.InvalidKeyError({ key, message: reason })
+}
+
+const checked = <A, E>(
+  key: string,
+  f: () => Effect.Effect<A, E>
+): Effect.Effect<A, E | CacheKey.InvalidKeyError> => {
+  const invalid = invalidKey(key)
+  return invalid === undefined ? f() : Effect.fail(invalid)
 }
 
 /** Builds the cache over the `CacheStore` in context; loads in flight are interrupted when the scope closes. */
@@ -543,17 +553,6 @@ export const make = (options: CacheOptions = {}): Effect.Effect<Cache["Service"]
           }, { discard: true })
         )
       )
-
-    const checked = <A, E>(
-      key: string,
-      f: () => Effect.Effect<A, E>
-    ): Effect.Effect<A, E | CacheKey.InvalidKeyError> => {
-      const invalid = invalidKey(key)
-      return invalid === undefined ? f() : Effect.fail(invalid)
-    }
-
-    const notWritten = (error: CacheStoreError): WriteOutcome => ({ _tag: "NotWritten", error })
-    const toWritten = (): WriteOutcome => written
 
     const structuredWrite = (
       key: string,

@@ -43,6 +43,48 @@ const range = <A>(items: ReadonlyArray<A>, start: number, stop: number): Array<A
   return from > to ? [] : items.slice(from, to + 1)
 }
 
+const withNow = <A, E>(f: (now: number) => Effect.Effect<A, E>) => Effect.flatMap(Clock.currentTimeMillis, f)
+const syncNow = <A>(f: (now: number) => A) => Effect.map(Clock.currentTimeMillis, f)
+
+const toValue = (data: Data): CacheValue | undefined => {
+  switch (data.type) {
+    case "lease":
+      return undefined
+    case "string":
+      return { type: "string", value: data.value }
+    case "hash":
+      return { type: "hash", value: Object.fromEntries(data.value) }
+    case "set":
+      return { type: "set", value: [...data.value] }
+    case "sorted_set":
+      return {
+        type: "sorted_set",
+        value: [...data.value].map(([member, score]) => ({ member, score })).sort(byScore)
+      }
+    case "list":
+      return { type: "list", value: [...data.value] }
+  }
+}
+
+const fromValue = (value: CacheValue): Data | undefined => {
+  switch (value.type) {
+    case "string":
+      return { type: "string", value: value.value }
+    case "hash": {
+      const entries = Object.entries(value.value)
+      return entries.length === 0 ? undefined : { type: "hash", value: new Map(entries) }
+    }
+    case "set":
+      return value.value.length === 0 ? undefined : { type: "set", value: new Set(value.value) }
+    case "sorted_set":
+      return value.value.length === 0
+        ? undefined
+        : { type: "sorted_set", value: new Map(value.value.map((m) => [m.member, m.score])) }
+    case "list":
+      return value.value.length === 0 ? undefined : { type: "list", value: [...value.value] }
+  }
+}
+
 /** Builds a memory store; each call is a new, empty store. */
 export const make: Effect.Effect<CacheStore["Service"]> = Effect.sync(() => {
   const slots = new Map<string, Slot>()
@@ -104,9 +146,6 @@ export const make: Effect.Effect<CacheStore["Service"]> = Effect.sync(() => {
     record(key, options?.tags)
   }
 
-  const withNow = <A, E>(f: (now: number) => Effect.Effect<A, E>) => Effect.flatMap(Clock.currentTimeMillis, f)
-  const syncNow = <A>(f: (now: number) => A) => Effect.map(Clock.currentTimeMillis, f)
-
   const readString = (
     operation: string,
     key: string,
@@ -115,45 +154,6 @@ export const make: Effect.Effect<CacheStore["Service"]> = Effect.sync(() => {
     const slot = live(key, now)
     if (slot === undefined || slot.data.type === "lease") return Effect.succeed(undefined)
     return slot.data.type === "string" ? Effect.succeed(slot.data.value) : Effect.fail(wrongType(operation, key))
-  }
-
-  const toValue = (data: Data): CacheValue | undefined => {
-    switch (data.type) {
-      case "lease":
-        return undefined
-      case "string":
-        return { type: "string", value: data.value }
-      case "hash":
-        return { type: "hash", value: Object.fromEntries(data.value) }
-      case "set":
-        return { type: "set", value: [...data.value] }
-      case "sorted_set":
-        return {
-          type: "sorted_set",
-          value: [...data.value].map(([member, score]) => ({ member, score })).sort(byScore)
-        }
-      case "list":
-        return { type: "list", value: [...data.value] }
-    }
-  }
-
-  const fromValue = (value: CacheValue): Data | undefined => {
-    switch (value.type) {
-      case "string":
-        return { type: "string", value: value.value }
-      case "hash": {
-        const entries = Object.entries(value.value)
-        return entries.length === 0 ? undefined : { type: "hash", value: new Map(entries) }
-      }
-      case "set":
-        return value.value.length === 0 ? undefined : { type: "set", value: new Set(value.value) }
-      case "sorted_set":
-        return value.value.length === 0
-          ? undefined
-          : { type: "sorted_set", value: new Map(value.value.map((m) => [m.member, m.score])) }
-      case "list":
-        return value.value.length === 0 ? undefined : { type: "list", value: [...value.value] }
-    }
   }
 
   return CacheStore.of({
@@ -307,7 +307,7 @@ export const make: Effect.Effect<CacheStore["Service"]> = Effect.sync(() => {
       }),
     info: syncNow((now): StoreInfo => {
       let keys = 0
-      for (const key of [...slots.keys()]) if (isEntry(live(key, now))) keys++
+      for (const key of slots.keys()) if (isEntry(live(key, now))) keys++
       return { kind: "memory", keys, usedMemory: 0, maxMemory: 0, evictedKeys: 0 }
     }),
     ping: Effect.void,

@@ -169,6 +169,11 @@ const pairs = (items: ReadonlyArray<string>): Array<ScoredMember> => {
   return members
 }
 
+const afterWrite = (tx: ReturnType<Redis["multi"]>, key: string, options: WriteOptions | undefined) => {
+  if (options?.ttlMs !== undefined) tx.pexpire(key, options.ttlMs)
+  if (options?.tags !== undefined) { for (const tag of options.tags) tx.sadd(tagIndexKey(tag), key) }
+}
+
 /** Connects, loads the scripts, and builds the store; the connection closes with the scope. */
 export const make = Effect.fnUntraced(function*(options: RedisStoreOptions) {
   const settings = {
@@ -211,11 +216,6 @@ export const make = Effect.fnUntraced(function*(options: RedisStoreOptions) {
       build(tx)
       return tx.exec().then((replies) => checkExec(operation, replies))
     })
-
-  const afterWrite = (tx: ReturnType<Redis["multi"]>, key: string, options: WriteOptions | undefined) => {
-    if (options?.ttlMs !== undefined) tx.pexpire(key, options.ttlMs)
-    if (options?.tags !== undefined) { for (const tag of options.tags) tx.sadd(tagIndexKey(tag), key) }
-  }
 
   const info = call("info", undefined, () => Promise.all([redis.info("memory"), redis.info("stats"), redis.dbsize()]))
     .pipe(Effect.map(([memory, stats, keys]): StoreInfo => {

@@ -1,0 +1,44 @@
+import { afterAll, describe, expect, it } from "@effect/vitest"
+import { Effect, Layer, ManagedRuntime } from "effect"
+import * as fc from "fast-check"
+import * as MemoryStore from "../layers/MemoryStore.ts"
+import * as RedisStore from "../layers/RedisStore.ts"
+import type { CacheStore } from "../src/CacheStore.ts"
+import * as EmbeddedServer from "../test/utils/EmbeddedServer.ts"
+import * as FencedFill from "./FencedFill.ts"
+import { settings } from "./Settings.ts"
+
+let run = 0
+const freshKey = (name: string) => `prop:${name}:${run++}`
+
+const check = <E>(name: string, store: () => ManagedRuntime.ManagedRuntime<CacheStore, E>, numRuns: number) =>
+  describe(`fenced fill on ${name}`, () => {
+    it("never stores or answers a value loaded before the latest delete or write, for any interleaving", async () => {
+      await fc.assert(
+        fc.asyncProperty(FencedFill.steps, async (interleaving) => {
+          const failures = await store().runPromise(FencedFill.replay(freshKey("fence"), interleaving))
+          expect(failures).toEqual([])
+        }),
+        settings(numRuns)
+      )
+    })
+
+    it("runs the loader once for K concurrent callers of a key, and all get its value", async () => {
+      await fc.assert(
+        fc.asyncProperty(fc.integer({ min: 2, max: 64 }), async (k) => {
+          const key = freshKey("k")
+          const { runs, values } = await store().runPromise(FencedFill.concurrentCallers(key, k))
+          expect(runs).toBe(1)
+          expect(values).toEqual(Array.from({ length: k }, () => `value of ${key}`))
+        }),
+        settings(Math.ceil(numRuns / 4))
+      )
+    })
+  })
+
+const memory = ManagedRuntime.make(MemoryStore.layer)
+const redis = ManagedRuntime.make(RedisStore.layerEmbedded().pipe(Layer.provide(EmbeddedServer.layer())))
+afterAll(() => Effect.runPromise(Effect.promise(() => Promise.all([memory.dispose(), redis.dispose()]))))
+
+check("MemoryStore", () => memory, 1000)
+check("RedisStore", () => redis, 200)

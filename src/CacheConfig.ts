@@ -1,0 +1,42 @@
+/**
+ * The configuration contract read from the environment (names and defaults as DESIGN.md states them), validated
+ * with Effect `Config`: an invalid value fails at startup with one message naming the variable. Later
+ * capabilities (bus, HTTP, sources) add their variables here.
+ */
+import { Config, Schema } from "effect"
+import { AppendFsync, EvictionPolicy, parseBytes, Persistence } from "./EmbeddedRedis.ts"
+import * as Ttl from "./Ttl.ts"
+
+/** Which store the instance runs on. `auto` = embedded when `redis-server` is on PATH, else memory. */
+export const StoreKind = Schema.Literals(["auto", "embedded", "external", "memory"])
+export type StoreKind = typeof StoreKind.Type
+
+const MemorySizeText = Schema.String.pipe(
+  Schema.check(
+    Schema.makeFilter((size: string) =>
+      parseBytes(size) !== undefined || "expected bytes or a size with a unit, such as 256mb"
+    )
+  )
+)
+
+const Seconds = Schema.NumberFromString.pipe(
+  Schema.check(Schema.isInt(), Schema.isBetween({ minimum: 1, maximum: Ttl.maxSeconds }))
+)
+
+/** The instance and store settings. */
+export const CacheConfig = Config.all({
+  /** Identity on the bus and in stats; `hostname-pid` when unset (filled in by the runner, which knows both). */
+  instanceId: Config.option(Config.NonEmptyString("CACHE_INSTANCE_ID")),
+  /** The embedded server's directory; `.embedded-cache/<instance>` when unset. */
+  dataDir: Config.option(Config.NonEmptyString("CACHE_DATA_DIR")),
+  store: Config.schema(StoreKind, "CACHE_STORE").pipe(Config.withDefault("auto" as const)),
+  redisUrl: Config.option(Config.NonEmptyString("CACHE_REDIS_URL")),
+  maxmemory: Config.schema(MemorySizeText, "CACHE_MAXMEMORY").pipe(Config.withDefault("256mb")),
+  evictionPolicy: Config.schema(EvictionPolicy, "CACHE_EVICTION_POLICY").pipe(
+    Config.withDefault("allkeys-lru" as const)
+  ),
+  persistence: Config.schema(Persistence, "CACHE_PERSISTENCE").pipe(Config.withDefault("none" as const)),
+  appendfsync: Config.schema(AppendFsync, "CACHE_APPENDFSYNC").pipe(Config.withDefault("everysec" as const)),
+  defaultTtlSeconds: Config.schema(Seconds, "CACHE_DEFAULT_TTL").pipe(Config.withDefault(3600))
+})
+export type CacheConfig = Config.Success<typeof CacheConfig>
