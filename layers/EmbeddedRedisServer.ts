@@ -309,7 +309,14 @@ const spawnServer = (binary: string, paths: Paths) =>
     child.stderr?.on("data", log.push)
     child.once("exit", (code, signal) => {
       process.removeListener("exit", stopOnExit)
-      Deferred.doneUnsafe(exited, Effect.succeed({ code, signal }))
+      // Report the exit once its last output has been read ('close'), so start errors can quote it; but don't
+      // wait on a forked child (a BGSAVE) that still holds the pipes open.
+      const done = () => Deferred.doneUnsafe(exited, Effect.succeed({ code, signal }))
+      const grace = setTimeout(done, 100)
+      child.once("close", () => {
+        clearTimeout(grace)
+        done()
+      })
     })
     // Stays attached: a later 'error' (a failed kill) must not become an uncaught exception; resume only counts once.
     child.on("error", (cause) => {
