@@ -10,9 +10,12 @@ import * as CacheKey from "../src/CacheKey.ts"
 import { CacheStore, CacheStoreError, isOutage, type WriteOptions } from "../src/CacheStore.ts"
 import type { CacheValue, ScoredMember } from "../src/CacheValue.ts"
 import { DataSource, type LoadError } from "../src/DataSource.ts"
+import * as Glob from "../src/Glob.ts"
+import { InvalidPatternError, type Target } from "../src/InvalidationEvent.ts"
 import * as Ttl from "../src/Ttl.ts"
 import { type BreakerState, CircuitBreaker } from "./internal/CircuitBreaker.ts"
 import { type Codec, codecFor } from "./internal/Codec.ts"
+import { Publisher } from "./Publisher.ts"
 
 /** A Schema for cached values: decodes from and encodes to JSON-compatible data, with no services. */
 export type ValueSchema<A> = Schema.Codec<A, unknown>
@@ -29,6 +32,8 @@ export interface CacheOptions {
   readonly resetAfter?: Ttl.Input | undefined
   /** Keys remembered for invalidation after an outage; past this the whole store is flushed on recovery. */
   readonly maxPendingInvalidations?: number | undefined
+  /** Keys a pattern invalidation's SCAN looks at per step. Default 1000. */
+  readonly scanCount?: number | undefined
 }
 
 /** Options of a typed write. */
@@ -47,9 +52,13 @@ export interface LoadOptions<A> {
   readonly tags?: ReadonlyArray<string> | undefined
 }
 
-/** Options of a structured write. */
-export interface WriteOptionsInput {
+/** The TTL of a merge into a collection; the cache's default TTL when absent. */
+export interface TtlOptionsInput {
   readonly ttl?: Ttl.Input | undefined
+}
+
+/** Options of a whole-value write. */
+export interface WriteOptionsInput extends TtlOptionsInput {
   readonly tags?: ReadonlyArray<string> | undefined
 }
 
@@ -93,9 +102,12 @@ export interface CacheStats {
  */
 interface Flight {
   readonly result: Deferred.Deferred<Option.Option<unknown>, unknown>
+  /** The tags its fill will carry: a tag invalidation fences it. */
+  readonly tags: ReadonlyArray<string>
 }
 
 const written: WriteOutcome = { _tag: "Written" }
+const noTags: ReadonlyArray<string> = []
 const toWritten = (): WriteOutcome => written
 const notWritten = (error: CacheStoreError): WriteOutcome => ({ _tag: "NotWritten", error })
 
@@ -144,19 +156,19 @@ export class Cache extends Context.Service<Cache, {
   readonly hashSet: (
     key: string,
     fields: Readonly<Record<string, string>>,
-    options?: WriteOptionsInput
+    options?: TtlOptionsInput
   ) => Effect.Effect<WriteOutcome, CacheKey.InvalidKeyError>
   readonly hashGet: (key: string, field: string) => Effect.Effect<string | undefined, CacheKey.InvalidKeyError>
   readonly setAdd: (
     key: string,
     members: ReadonlyArray<string>,
-    options?: WriteOptionsInput
+    options?: TtlOptionsInput
   ) => Effect.Effect<WriteOutcome, CacheKey.InvalidKeyError>
   readonly setHas: (key: string, member: string) => Effect.Effect<boolean, CacheKey.InvalidKeyError>
   readonly sortedSetAdd: (
     key: string,
     members: ReadonlyArray<ScoredMember>,
-    options?: WriteOptionsInput
+    options?: TtlOptionsInput
   ) => Effect.Effect<WriteOutcome, CacheKey.InvalidKeyError>
   readonly sortedSetRange: (
     key: string,
@@ -166,13 +178,26 @@ export class Cache extends Context.Service<Cache, {
   readonly listPush: (
     key: string,
     values: ReadonlyArray<string>,
-    options?: WriteOptionsInput
+    options?: TtlOptionsInput
   ) => Effect.Effect<WriteOutcome, CacheKey.InvalidKeyError>
   readonly listRange: (
     key: string,
     start: number,
     stop: number
   ) => Effect.Effect<ReadonlyArray<string>, CacheKey.InvalidKeyError>
+
+  /**
+   * Invalidates a key, every key matching a glob (SCAN, never KEYS), or every entry carrying any of the tags,
+   * fencing the loads in flight that it covers, and publishes it to the other instances. Answers this
+   * instance's exact count of live entries removed. A pattern that matches everything needs `all: true`.
+   */
+  readonly invalidate: (
+    target: Target
+  ) => Effect.Effect<DeleteOutcome, CacheKey.InvalidKeyError | InvalidPatternError>
+  /** Applies an invalidation received from another instance: the same as `invalidate`, without publishing. */
+  readonly invalidateLocally: (target: Target) => Effect.Effect<DeleteOutcome>
+  /** Drops everything this instance holds (continuity lost); fences every load in flight; never publishes. */
+  readonly flushLocally: Effect.Effect<void>
 
   /** The counters, as of now. */
   readonly stats: Effect.Effect<CacheStats>
@@ -195,6 +220,8 @@ const checked = <A, E>(
 export const make = (options: CacheOptions = {}): Effect.Effect<Cache["Service"], never, CacheStore | Scope.Scope> =>
   Effect.gen(function*() {
     const store = yield* CacheStore
+    const publisher = Option.getOrUndefined(yield* Effect.serviceOption(Publisher))
+    const scanCount = options.scanCount ?? 1000
     const scope = yield* Effect.scope
     const defaultTtlMs = Ttl.toMillis(options.defaultTtl)
     const leaseMs = Ttl.toMillis(options.leaseTtl ?? "30 seconds") ?? 30_000
@@ -222,7 +249,8 @@ export const make = (options: CacheOptions = {}): Effect.Effect<Cache["Service"]
       failedWrites: 0
     }
 
-    const remember = (keys: ReadonlyArray<string>) => {
+    const remember = (keys: ReadonlyArray<string> | "all") => {
+      if (keys === "all") flushOnRecovery = true
       if (flushOnRecovery) return
       for (const key of keys) pending.add(key)
       if (pending.size > maxPending) {
@@ -295,7 +323,7 @@ export const make = (options: CacheOptions = {}): Effect.Effect<Cache["Service"]
 
     /** Runs a store write for `keys`; a failure is counted, the keys are remembered for recovery. */
     const guardedWrite = <A, O>(
-      keys: ReadonlyArray<string>,
+      keys: ReadonlyArray<string> | "all",
       write: Effect.Effect<A, CacheStoreError>,
       onWritten: (a: A) => O,
       onFailed: (error: CacheStoreError) => O
@@ -355,6 +383,21 @@ export const make = (options: CacheOptions = {}): Effect.Effect<Cache["Service"]
     /** Fences loads of `key` in flight: later callers start a new load instead of joining a stale one. */
     const fence = (key: string) => {
       flights.delete(key)
+    }
+
+    /** Fences every load in flight that `target` covers. */
+    const fenceTarget = (target: Target) => {
+      switch (target.invalidation_type) {
+        case "key":
+          return fence(target.key)
+        case "pattern":
+          for (const key of flights.keys()) if (Glob.matches(target.pattern, key)) flights.delete(key)
+          return
+        case "tag":
+          for (const [key, flight] of flights) {
+            if (flight.tags.some((tag) => target.tags.includes(tag))) flights.delete(key)
+          }
+      }
     }
 
     /**
@@ -424,7 +467,7 @@ export const make = (options: CacheOptions = {}): Effect.Effect<Cache["Service"]
       options: LoadOptions<A>
     ): Effect.Effect<A, E, R> => {
       const result = Deferred.makeUnsafe<Option.Option<unknown>, unknown>()
-      const flight: Flight = { result }
+      const flight: Flight = { result, tags: options.tags ?? noTags }
       flights.set(key, flight)
       const run = loadAndFill(key, load, codec, writeOptions(options.ttl, options.tags)).pipe(
         Effect.onExit((exit) => {
@@ -474,7 +517,10 @@ export const make = (options: CacheOptions = {}): Effect.Effect<Cache["Service"]
             counters.sharedLoads++
             joined.push([key, flight])
           } else {
-            const own: Flight = { result: Deferred.makeUnsafe<Option.Option<unknown>, unknown>() }
+            const own: Flight = {
+              result: Deferred.makeUnsafe<Option.Option<unknown>, unknown>(),
+              tags: options.tags ?? noTags
+            }
             flights.set(key, own)
             led.push([key, own])
           }
@@ -554,6 +600,50 @@ export const make = (options: CacheOptions = {}): Effect.Effect<Cache["Service"]
         )
       )
 
+    /** Publishes a key invalidation after `effect`, when there are peers to tell. */
+    const announceKey = <A, E>(key: string, effect: Effect.Effect<A, E>): Effect.Effect<A, E> =>
+      publisher === undefined
+        ? effect
+        : Effect.tap(effect, () => publisher.publish({ invalidation_type: "key", key }))
+
+    const deleted = (removed: number): DeleteOutcome => ({ _tag: "Deleted", removed })
+    const deferred = (error: CacheStoreError): DeleteOutcome => ({ _tag: "Pending", error })
+
+    /** Applies `target` here: fences its loads, removes its entries, answers the exact count. */
+    const invalidateLocally = (target: Target): Effect.Effect<DeleteOutcome> =>
+      Effect.suspend(() => {
+        fenceTarget(target)
+        switch (target.invalidation_type) {
+          case "key":
+            return guardedWrite([target.key], store.delete([target.key]), deleted, deferred)
+          case "pattern":
+            return guardedWrite("all", store.deletePattern(target.pattern, scanCount), deleted, deferred)
+          case "tag":
+            return guardedWrite("all", store.deleteTagged(target.tags), deleted, deferred)
+        }
+      })
+
+    const validTarget = (target: Target): CacheKey.InvalidKeyError | InvalidPatternError | undefined => {
+      switch (target.invalidation_type) {
+        case "key":
+          return invalidKey(target.key)
+        case "pattern":
+          if (target.pattern.length === 0) {
+            return new InvalidPatternError({ pattern: target.pattern, message: "a pattern must not be empty" })
+          }
+          return Glob.matchesEverything(target.pattern) && target.all !== true
+            ? new InvalidPatternError({
+              pattern: target.pattern,
+              message: "this pattern matches every key: pass all: true to invalidate everything"
+            })
+            : undefined
+        case "tag":
+          return target.tags.length === 0 || target.tags.some((tag) => tag.length === 0)
+            ? new InvalidPatternError({ pattern: "", message: "tags must be a non-empty list of non-empty tags" })
+            : undefined
+      }
+    }
+
     const structuredWrite = (
       key: string,
       options: WriteOptionsInput | undefined,
@@ -561,7 +651,10 @@ export const make = (options: CacheOptions = {}): Effect.Effect<Cache["Service"]
     ) =>
       checked(key, () => {
         fence(key)
-        return guardedWrite([key], write(writeOptions(options?.ttl, options?.tags)), toWritten, notWritten)
+        return announceKey(
+          key,
+          guardedWrite([key], write(writeOptions(options?.ttl, options?.tags)), toWritten, notWritten)
+        )
       })
 
     return Cache.of({
@@ -577,22 +670,20 @@ export const make = (options: CacheOptions = {}): Effect.Effect<Cache["Service"]
           const encoded = codecFor(options.schema).encode(value)
           if (Exit.isFailure(encoded)) return Effect.failCause(encoded.cause)
           fence(key)
-          return guardedWrite(
-            [key],
-            store.set(key, encoded.value, writeOptions(options.ttl, options.tags)),
-            toWritten,
-            notWritten
+          return announceKey(
+            key,
+            guardedWrite(
+              [key],
+              store.set(key, encoded.value, writeOptions(options.ttl, options.tags)),
+              toWritten,
+              notWritten
+            )
           )
         }),
       delete: (key) =>
         checked(key, () => {
           fence(key)
-          return guardedWrite(
-            [key],
-            store.delete([key]),
-            (removed): DeleteOutcome => ({ _tag: "Deleted", removed }),
-            (error): DeleteOutcome => ({ _tag: "Pending", error })
-          )
+          return announceKey(key, guardedWrite([key], store.delete([key]), deleted, deferred))
         }),
       exists: (key) => checked(key, () => guardedRead(store.exists(key), false)),
       ttl: (key) => checked(key, () => guardedRead(store.ttl(key), undefined)),
@@ -609,6 +700,17 @@ export const make = (options: CacheOptions = {}): Effect.Effect<Cache["Service"]
       sortedSetRange: (key, start, stop) => checked(key, () => guardedRead(store.sortedSetRange(key, start, stop), [])),
       listPush: (key, values, options) => structuredWrite(key, options, (o) => store.listPush(key, values, o)),
       listRange: (key, start, stop) => checked(key, () => guardedRead(store.listRange(key, start, stop), [])),
+      invalidate: (target) => {
+        const invalid = validTarget(target)
+        if (invalid !== undefined) return Effect.fail(invalid)
+        const local = invalidateLocally(target)
+        return publisher === undefined ? local : Effect.tap(local, () => publisher.publish(target))
+      },
+      invalidateLocally,
+      flushLocally: Effect.suspend(() => {
+        flights.clear()
+        return guardedWrite("all", store.flush, toWritten, notWritten)
+      }).pipe(Effect.asVoid),
       stats: Effect.sync(() => ({
         ...counters,
         breaker: breaker.state,

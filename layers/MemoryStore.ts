@@ -5,8 +5,16 @@
  * operation runs to completion on the single JS thread.
  */
 import { Clock, Effect, Layer } from "effect"
-import { CacheStore, CacheStoreError, type LeaseResult, type StoreInfo, type WriteOptions } from "../src/CacheStore.ts"
+import {
+  CacheStore,
+  CacheStoreError,
+  type LeaseResult,
+  type StoreInfo,
+  type TtlOptions,
+  type WriteOptions
+} from "../src/CacheStore.ts"
 import type { CacheValue, ScoredMember } from "../src/CacheValue.ts"
+import * as Glob from "../src/Glob.ts"
 
 type Data =
   | { readonly type: "string"; readonly value: string }
@@ -20,7 +28,11 @@ interface Slot {
   data: Data
   /** Epoch milliseconds; `Infinity` when the entry never expires. */
   expiresAt: number
+  /** The tags the entry (or the lease) was written with. */
+  tags: ReadonlyArray<string>
 }
+
+const noTags: ReadonlyArray<string> = []
 
 const acquired: LeaseResult = { _tag: "Acquired" }
 
@@ -88,7 +100,8 @@ const fromValue = (value: CacheValue): Data | undefined => {
 /** Builds a memory store; each call is a new, empty store. */
 export const make: Effect.Effect<CacheStore["Service"]> = Effect.sync(() => {
   const slots = new Map<string, Slot>()
-  const tags = new Map<string, Set<string>>()
+  /** Per tag, the keys written with it and their expiry; pruned as the index is written, like the Redis one. */
+  const tags = new Map<string, Map<string, number>>()
 
   /** The slot at `key` if it has not expired; an expired slot is dropped on the way. */
   const live = (key: string, now: number): Slot | undefined => {
@@ -103,18 +116,34 @@ export const make: Effect.Effect<CacheStore["Service"]> = Effect.sync(() => {
 
   const isEntry = (slot: Slot | undefined): slot is Slot => slot !== undefined && slot.data.type !== "lease"
 
-  const record = (key: string, keyTags: ReadonlyArray<string> | undefined) => {
-    if (keyTags === undefined) return
+  const prune = (tag: string, index: Map<string, number>, now: number) => {
+    for (const [key, expiresAt] of index) if (expiresAt <= now) index.delete(key)
+    if (index.size === 0) tags.delete(tag)
+  }
+
+  const record = (key: string, keyTags: ReadonlyArray<string>, expiresAt: number, now: number) => {
     for (const tag of keyTags) {
-      let keys = tags.get(tag)
-      if (keys === undefined) tags.set(tag, keys = new Set())
-      keys.add(key)
+      let index = tags.get(tag)
+      if (index === undefined) tags.set(tag, index = new Map())
+      index.set(key, expiresAt)
+      prune(tag, index, now)
     }
   }
 
+  /** Removes `key` and answers whether it was a live entry (a lease is not). */
+  const remove = (key: string, now: number): boolean => {
+    const slot = live(key, now)
+    if (slot === undefined) return false
+    slots.delete(key)
+    for (const tag of slot.tags) tags.get(tag)?.delete(key)
+    return slot.data.type !== "lease"
+  }
+
   const put = (key: string, data: Data, now: number, options: WriteOptions | undefined) => {
-    slots.set(key, { data, expiresAt: options?.ttlMs === undefined ? Infinity : now + options.ttlMs })
-    record(key, options?.tags)
+    const expiresAt = options?.ttlMs === undefined ? Infinity : now + options.ttlMs
+    const keyTags = options?.tags ?? noTags
+    slots.set(key, { data, expiresAt, tags: keyTags })
+    record(key, keyTags, expiresAt, now)
   }
 
   /** The collection at `key` of type `type`, created empty if absent; fails on a key of another type. */
@@ -127,7 +156,7 @@ export const make: Effect.Effect<CacheStore["Service"]> = Effect.sync(() => {
   ): Effect.Effect<Slot & { data: Extract<Data, { type: T }> }, CacheStoreError> => {
     const slot = live(key, now)
     if (slot === undefined) {
-      const created: Slot = { data: empty(), expiresAt: Infinity }
+      const created: Slot = { data: empty(), expiresAt: Infinity, tags: noTags }
       slots.set(key, created)
       return Effect.succeed(created as Slot & { data: Extract<Data, { type: T }> })
     }
@@ -136,15 +165,17 @@ export const make: Effect.Effect<CacheStore["Service"]> = Effect.sync(() => {
       : Effect.fail(wrongType(operation, key))
   }
 
-  /** Applies TTL and tags after a collection write; an emptied collection is removed, as Redis does. */
-  const touch = (key: string, slot: Slot, size: number, now: number, options: WriteOptions | undefined) => {
+  /** Applies the TTL after a collection write; an emptied collection is removed, as Redis does. */
+  const touch = (key: string, slot: Slot, size: number, now: number, options: TtlOptions | undefined) => {
     if (size === 0) {
       slots.delete(key)
       return
     }
     if (options?.ttlMs !== undefined) slot.expiresAt = now + options.ttlMs
-    record(key, options?.tags)
   }
+
+  /** Whether `key` holds a live entry or lease carrying `tag`. */
+  const carries = (key: string, tag: string, now: number): boolean => live(key, now)?.tags.includes(tag) ?? false
 
   const readString = (
     operation: string,
@@ -169,10 +200,7 @@ export const make: Effect.Effect<CacheStore["Service"]> = Effect.sync(() => {
     delete: (keys) =>
       syncNow((now) => {
         let removed = 0
-        for (const key of keys) {
-          if (isEntry(live(key, now))) removed++
-          slots.delete(key)
-        }
+        for (const key of keys) if (remove(key, now)) removed++
         return removed
       }),
     exists: (key) => syncNow((now) => isEntry(live(key, now))),
@@ -211,8 +239,8 @@ export const make: Effect.Effect<CacheStore["Service"]> = Effect.sync(() => {
     write: (key, value, options) =>
       syncNow((now) => {
         const data = fromValue(value)
-        if (data === undefined) slots.delete(key)
-        else put(key, data, now, options)
+        remove(key, now)
+        if (data !== undefined) put(key, data, now, options)
       }),
     hashSet: (key, fields, options) =>
       withNow((now) => {
@@ -297,18 +325,40 @@ export const make: Effect.Effect<CacheStore["Service"]> = Effect.sync(() => {
           : Effect.fail(wrongType("listRange", key))
       }),
 
+    deletePattern: (pattern) =>
+      syncNow((now) => {
+        let removed = 0
+        for (const key of [...slots.keys()]) if (Glob.matches(pattern, key) && remove(key, now)) removed++
+        return removed
+      }),
+    deleteTagged: (deleteTags) =>
+      syncNow((now) => {
+        let removed = 0
+        for (const tag of deleteTags) {
+          const index = tags.get(tag)
+          if (index === undefined) continue
+          for (const key of [...index.keys()]) if (carries(key, tag, now) && remove(key, now)) removed++
+          tags.delete(tag)
+        }
+        return removed
+      }),
     tagged: (tag) =>
       syncNow((now) => {
-        const keys = tags.get(tag)
-        if (keys === undefined) return []
-        for (const key of keys) if (live(key, now) === undefined) keys.delete(key)
-        if (keys.size === 0) tags.delete(tag)
-        return [...keys]
+        const index = tags.get(tag)
+        if (index === undefined) return []
+        for (const key of index.keys()) if (!carries(key, tag, now)) index.delete(key)
+        if (index.size === 0) tags.delete(tag)
+        return [...index.keys()]
       }),
     info: syncNow((now): StoreInfo => {
       let keys = 0
       for (const key of slots.keys()) if (isEntry(live(key, now))) keys++
-      return { kind: "memory", keys, usedMemory: 0, maxMemory: 0, evictedKeys: 0 }
+      let tagIndexEntries = 0
+      for (const [tag, index] of tags) {
+        prune(tag, index, now)
+        tagIndexEntries += index.size
+      }
+      return { kind: "memory", keys, usedMemory: 0, maxMemory: 0, evictedKeys: 0, tagIndexEntries }
     }),
     ping: Effect.void,
     flush: Effect.sync(() => {

@@ -12,10 +12,11 @@ import {
   type LeaseResult,
   type StoreFailure,
   type StoreInfo,
-  type WriteOptions
+  type TtlOptions
 } from "../src/CacheStore.ts"
 import type { CacheValue, ScoredMember } from "../src/CacheValue.ts"
 import { EmbeddedRedis } from "../src/EmbeddedRedis.ts"
+import { scripts } from "./RedisStoreScripts.ts"
 
 /** How to reach Redis and how patient to be with it. */
 export interface RedisStoreOptions {
@@ -33,63 +34,12 @@ export interface RedisStoreOptions {
 const leasePrefix = "\u0000lease:"
 /** The key of the index of keys carrying `tag`. Keys cannot contain control characters, so it never collides. */
 export const tagIndexKey = (tag: string): string => `\u0000tag:${tag}`
+/** The companion key holding the tags of a tagged hash, set, sorted set or list. */
+const companionKey = (key: string): string => `\u0000kt:${key}`
 
-const scripts = {
-  // KEYS: key, tag indexes...; ARGV: lease value, lease ms → {1, value} when a value is present, else {0}
-  ecLease: `
-local v = redis.call('GET', KEYS[1])
-if v and string.byte(v, 1) ~= 0 then return {1, v} end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-for i = 2, #KEYS do redis.call('SADD', KEYS[i], KEYS[1]) end
-return {0}`,
-  // KEYS: key, tag indexes...; ARGV: lease value, value, ttl ms or '' → 1 when written
-  ecFill: `
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-if ARGV[3] == '' then redis.call('SET', KEYS[1], ARGV[2]) else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end
-for i = 2, #KEYS do redis.call('SADD', KEYS[i], KEYS[1]) end
-return 1`,
-  // KEYS: key; ARGV: lease value
-  ecRelease: `
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
-return 0`,
-  // KEYS: keys → number of live entries (leases excluded) removed
-  ecDelete: `
-local n = 0
-for i = 1, #KEYS do
-  local t = redis.call('TYPE', KEYS[i]).ok
-  if t == 'string' then
-    if string.byte(redis.call('GET', KEYS[i]), 1) ~= 0 then n = n + 1 end
-  elseif t ~= 'none' then n = n + 1 end
-  redis.call('DEL', KEYS[i])
-end
-return n`,
-  // KEYS: key → remaining ms, -1 for none, -2 when absent or only leased
-  ecTtl: `
-local t = redis.call('TYPE', KEYS[1]).ok
-if t == 'none' then return -2 end
-if t == 'string' and string.byte(redis.call('GET', KEYS[1]), 1) == 0 then return -2 end
-return redis.call('PTTL', KEYS[1])`,
-  // KEYS: key → {type, data...} of the whole value, {} when absent or leased
-  ecRead: `
-local t = redis.call('TYPE', KEYS[1]).ok
-if t == 'string' then
-  local v = redis.call('GET', KEYS[1])
-  if string.byte(v, 1) == 0 then return {} end
-  return {t, v}
-elseif t == 'hash' then return {t, redis.call('HGETALL', KEYS[1])}
-elseif t == 'set' then return {t, redis.call('SMEMBERS', KEYS[1])}
-elseif t == 'zset' then return {t, redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')}
-elseif t == 'list' then return {t, redis.call('LRANGE', KEYS[1], 0, -1)}
-end
-return {}`,
-  // KEYS: tag index → its members that still exist; the others are pruned from the index
-  ecTagged: `
-local live = {}
-for _, k in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  if redis.call('EXISTS', k) == 1 then live[#live + 1] = k else redis.call('SREM', KEYS[1], k) end
-end
-return live`
-} as const
+/** A string as stored: its JSON text, prefixed with its tags when it has any (see RedisStoreScripts). */
+const storedString = (value: string, tags: ReadonlyArray<string> | undefined): string =>
+  tags === undefined || tags.length === 0 ? value : `\u0001${JSON.stringify(tags)}\u0000${value}`
 
 type Reply = string | number | null | ReadonlyArray<Reply>
 type ScriptCommand = (numberOfKeys: number, ...args: ReadonlyArray<string>) => Promise<Reply>
@@ -119,12 +69,6 @@ const call = <A>(operation: string, key: string | undefined, f: () => Promise<A>
       (cause) => resume(Effect.fail(failure(operation, key, cause)))
     )
   })
-
-const ttlArgs = (options: WriteOptions | undefined): ReadonlyArray<string> =>
-  options?.ttlMs === undefined ? [] : ["PX", String(options.ttlMs)]
-
-const tagKeys = (tags: ReadonlyArray<string> | undefined): ReadonlyArray<string> =>
-  tags === undefined ? [] : tags.map(tagIndexKey)
 
 /** Fails with the first error of a MULTI/EXEC reply, if any. */
 const checkExec = (operation: string, replies: Array<[Error | null, unknown]> | null) => {
@@ -169,10 +113,17 @@ const pairs = (items: ReadonlyArray<string>): Array<ScoredMember> => {
   return members
 }
 
-const afterWrite = (tx: ReturnType<Redis["multi"]>, key: string, options: WriteOptions | undefined) => {
-  if (options?.ttlMs !== undefined) tx.pexpire(key, options.ttlMs)
-  if (options?.tags !== undefined) { for (const tag of options.tags) tx.sadd(tagIndexKey(tag), key) }
+/** Applies a collection write's TTL to the entry and to its tags' companion. */
+const expireWith = (tx: ReturnType<Redis["multi"]>, key: string, options: TtlOptions | undefined) => {
+  if (options?.ttlMs === undefined) return
+  tx.pexpire(key, options.ttlMs)
+  tx.pexpire(companionKey(key), options.ttlMs)
 }
+
+/** A string read: a tagged entry is verified by a script (its indexes may have been evicted). */
+const visible = (value: string | null): string | undefined | typeof needsCheck =>
+  value === null ? undefined : value.charCodeAt(0) === 0 ? undefined : value.charCodeAt(0) === 1 ? needsCheck : value
+const needsCheck = Symbol("needsCheck")
 
 /** Connects, loads the scripts, and builds the store; the connection closes with the scope. */
 export const make = Effect.fnUntraced(function*(options: RedisStoreOptions) {
@@ -217,29 +168,64 @@ export const make = Effect.fnUntraced(function*(options: RedisStoreOptions) {
       return tx.exec().then((replies) => checkExec(operation, replies))
     })
 
-  const info = call("info", undefined, () => Promise.all([redis.info("memory"), redis.info("stats"), redis.dbsize()]))
-    .pipe(Effect.map(([memory, stats, keys]): StoreInfo => {
-      const m = parseInfo(memory)
-      const s = parseInfo(stats)
-      return {
-        kind: "redis",
-        keys,
-        usedMemory: Number(m.get("used_memory") ?? 0),
-        maxMemory: Number(m.get("maxmemory") ?? 0),
-        evictedKeys: Number(s.get("evicted_keys") ?? 0)
-      }
-    }))
+  /** Every key matching `match`, scanned `count` at a time (never KEYS). */
+  const scan = (match: string, count: number, each: (keys: Array<string>) => Effect.Effect<void, CacheStoreError>) =>
+    Effect.gen(function*() {
+      let cursor = "0"
+      do {
+        const [next, keys] = yield* call("scan", undefined, () => redis.scan(cursor, "MATCH", match, "COUNT", count))
+        cursor = next
+        if (keys.length > 0) yield* each(keys)
+      } while (cursor !== "0")
+    })
+
+  const info = Effect.gen(function*() {
+    const [memory, stats, keys] = yield* call(
+      "info",
+      undefined,
+      () => Promise.all([redis.info("memory"), redis.info("stats"), redis.dbsize()])
+    )
+    let tagIndexEntries = 0
+    yield* scan(
+      tagIndexKey("*"),
+      1000,
+      (indexes) =>
+        call("info", undefined, () => Promise.all(indexes.map((index) => redis.zcard(index)))).pipe(
+          Effect.map((sizes) => {
+            for (const size of sizes) tagIndexEntries += size
+          })
+        )
+    )
+    const m = parseInfo(memory)
+    const s = parseInfo(stats)
+    return {
+      kind: "redis",
+      keys,
+      usedMemory: Number(m.get("used_memory") ?? 0),
+      maxMemory: Number(m.get("maxmemory") ?? 0),
+      evictedKeys: Number(s.get("evicted_keys") ?? 0),
+      tagIndexEntries
+    } satisfies StoreInfo
+  })
+
+  const checked = (key: string) =>
+    call("get", key, () => r.ecGet(1, key)) as Effect.Effect<string | null, CacheStoreError>
+
+  const readString = (key: string, value: string | null): Effect.Effect<string | undefined, CacheStoreError> => {
+    const seen = visible(value)
+    return seen === needsCheck ? Effect.map(checked(key), (v) => v ?? undefined) : Effect.succeed(seen)
+  }
+
+  const ttlString = (options: TtlOptions | undefined) => options?.ttlMs === undefined ? "" : String(options.ttlMs)
 
   return CacheStore.of({
-    get: (key) =>
-      call("get", key, () => redis.get(key)).pipe(
-        Effect.map((value) => value === null || value.charCodeAt(0) === 0 ? undefined : value)
-      ),
+    get: (key) => Effect.flatMap(call("get", key, () => redis.get(key)), (value) => readString(key, value)),
     getMany: (keys) =>
       keys.length === 0
         ? Effect.succeed([])
-        : call("getMany", undefined, () => redis.mget(...keys)).pipe(
-          Effect.map((values) => values.map((value) => value === null || value.charCodeAt(0) === 0 ? undefined : value))
+        : Effect.flatMap(
+          call("getMany", undefined, () => redis.mget(...keys)),
+          (values) => Effect.forEach(values, (value, i) => readString(keys[i]!, value))
         ),
     set: (key, value, options) =>
       options?.tags === undefined || options.tags.length === 0
@@ -247,10 +233,10 @@ export const make = Effect.fnUntraced(function*(options: RedisStoreOptions) {
           options?.ttlMs === undefined ? redis.set(key, value) : redis.set(key, value, "PX", options.ttlMs)).pipe(
             Effect.asVoid
           )
-        : exec("set", key, (tx) => {
-          tx.set(key, value, ...(ttlArgs(options) as ["PX", string]))
-          afterWrite(tx, key, { tags: options.tags })
-        }).pipe(Effect.asVoid),
+        : call("set", key, () =>
+          r.ecSetTagged(1, key, storedString(value, options.tags), ttlString(options), ...options.tags!)).pipe(
+            Effect.asVoid
+          ),
     delete: (keys) =>
       keys.length === 0
         ? Effect.succeed(0)
@@ -261,80 +247,69 @@ export const make = Effect.fnUntraced(function*(options: RedisStoreOptions) {
     ttl: (key) =>
       call("ttl", key, () => r.ecTtl(1, key)).pipe(Effect.map((ms) => ms === -2 ? undefined : ms as number)),
 
-    lease: (key, token, leaseMs, tags) => {
-      const indexes = tagKeys(tags)
-      return call(
-        "lease",
-        key,
-        () => r.ecLease(1 + indexes.length, key, ...indexes, leasePrefix + token, String(leaseMs))
-      )
-        .pipe(Effect.map((reply): LeaseResult => {
+    lease: (key, token, leaseMs, tags) =>
+      call("lease", key, () => r.ecLease(1, key, leasePrefix + token, String(leaseMs), ...(tags ?? []))).pipe(
+        Effect.map((reply): LeaseResult => {
           const [present, value] = reply as [number, string?]
           return present === 1 ? { _tag: "Present", value: value! } : { _tag: "Acquired" }
-        }))
-    },
-    fill: (key, token, value, options) => {
-      const indexes = tagKeys(options?.tags)
-      return call("fill", key, () =>
+        })
+      ),
+    fill: (key, token, value, options) =>
+      call("fill", key, () =>
         r.ecFill(
-          1 + indexes.length,
+          1,
           key,
-          ...indexes,
           leasePrefix + token,
-          value,
-          options?.ttlMs === undefined ? "" : String(options.ttlMs)
-        )).pipe(Effect.map((written) => written === 1))
-    },
+          storedString(value, options?.tags),
+          ttlString(options),
+          ...(options?.tags ?? [])
+        )).pipe(Effect.map((written) => written === 1)),
     release: (key, token) => call("release", key, () => r.ecRelease(1, key, leasePrefix + token)).pipe(Effect.asVoid),
 
     read: (key) => call("read", key, () => r.ecRead(1, key)).pipe(Effect.map(toValue)),
-    write: (key, value, options) =>
-      exec("write", key, (tx) => {
-        tx.del(key)
-        let size: number
-        switch (value.type) {
-          case "string":
-            size = 1
-            tx.set(key, value.value)
-            break
-          case "hash": {
-            const entries = Object.entries(value.value)
-            size = entries.length
-            if (size > 0) tx.hset(key, Object.fromEntries(entries))
-            break
-          }
-          case "set":
-            size = value.value.length
-            if (size > 0) tx.sadd(key, ...value.value)
-            break
-          case "sorted_set":
-            size = value.value.length
-            if (size > 0) tx.zadd(key, ...value.value.flatMap((m) => [m.score, m.member]))
-            break
-          case "list":
-            size = value.value.length
-            if (size > 0) tx.rpush(key, ...value.value)
-            break
-        }
-        if (size > 0) afterWrite(tx, key, options)
-      }).pipe(Effect.asVoid),
+    write: (key, value, options) => {
+      const tags = options?.tags ?? []
+      let items: ReadonlyArray<string | number>
+      switch (value.type) {
+        case "string":
+          items = [storedString(value.value, tags)]
+          break
+        case "hash":
+          items = Object.entries(value.value).flat()
+          break
+        case "set":
+        case "list":
+          items = value.value
+          break
+        case "sorted_set":
+          items = value.value.flatMap((m) => [m.score, m.member])
+          break
+      }
+      return call(
+        "write",
+        key,
+        () => r.ecWrite(1, key, value.type, ttlString(options), JSON.stringify(tags), ...items.map(String))
+      ).pipe(
+        Effect.asVoid
+      )
+    },
     hashSet: (key, fields, options) =>
       Object.keys(fields).length === 0 ? Effect.void : exec("hashSet", key, (tx) => {
         tx.hset(key, fields)
-        afterWrite(tx, key, options)
+        expireWith(tx, key, options)
       }).pipe(Effect.asVoid),
     hashGet: (key, field) =>
       call("hashGet", key, () => redis.hget(key, field)).pipe(Effect.map((value) => value ?? undefined)),
     setAdd: (key, members, options) =>
       members.length === 0 ? Effect.succeed(0) : exec("setAdd", key, (tx) => {
         tx.sadd(key, ...members)
-        afterWrite(tx, key, options)
+        expireWith(tx, key, options)
       }).pipe(Effect.map((replies) => replies[0]![1] as number)),
     setHas: (key, member) => call("setHas", key, () => redis.sismember(key, member)).pipe(Effect.map((n) => n === 1)),
     sortedSetAdd: (key, members, options) =>
       members.length === 0 ? Effect.succeed(0) : exec("sortedSetAdd", key, (tx) => {
         tx.zadd(key, ...members.flatMap((m) => [m.score, m.member]))
-        afterWrite(tx, key, options)
+        expireWith(tx, key, options)
       }).pipe(Effect.map((replies) => replies[0]![1] as number)),
     sortedSetRange: (key, start, stop) =>
       call("sortedSetRange", key, () => redis.zrange(key, String(start), String(stop), "WITHSCORES")).pipe(
@@ -345,14 +320,30 @@ export const make = Effect.fnUntraced(function*(options: RedisStoreOptions) {
         ? call("listPush", key, () => redis.llen(key))
         : exec("listPush", key, (tx) => {
           tx.rpush(key, ...values)
-          afterWrite(tx, key, options)
+          expireWith(tx, key, options)
         }).pipe(Effect.map((replies) => replies[0]![1] as number)),
     listRange: (key, start, stop) => call("listRange", key, () => redis.lrange(key, start, stop)),
 
+    deletePattern: (pattern, count = 1000) =>
+      Effect.gen(function*() {
+        let removed = 0
+        yield* scan(pattern, count, (keys) => {
+          // The toolkit's own keys (tag indexes, companions) start with a control character: never a match.
+          const own = keys.filter((key) => key.charCodeAt(0) >= 0x20)
+          return own.length === 0
+            ? Effect.void
+            : call("deletePattern", undefined, () => r.ecDelete(own.length, ...own)).pipe(
+              Effect.map((n) => void (removed += n as number))
+            )
+        })
+        return removed
+      }),
+    deleteTagged: (tags) =>
+      tags.length === 0
+        ? Effect.succeed(0)
+        : call("deleteTagged", undefined, () => r.ecDeleteTagged(0, ...tags)).pipe(Effect.map((n) => n as number)),
     tagged: (tag) =>
-      call("tagged", undefined, () => r.ecTagged(1, tagIndexKey(tag))).pipe(
-        Effect.map((keys) => keys as ReadonlyArray<string>)
-      ),
+      call("tagged", undefined, () => r.ecTagged(0, tag)).pipe(Effect.map((keys) => keys as ReadonlyArray<string>)),
     info,
     ping: call("ping", undefined, () => redis.ping()).pipe(Effect.asVoid),
     flush: call("flush", undefined, () => redis.flushdb()).pipe(Effect.asVoid)

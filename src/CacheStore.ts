@@ -3,6 +3,11 @@
  * path and carry JSON text written by `effects/Cache`; the four structured types are Redis-native. Every write
  * that should be fenced goes through a lease: `lease` puts a token where the value will go, `delete` removes
  * it, and `fill` is a compare-and-set on the token, so a load that raced a delete never writes back.
+ *
+ * Tags: every entry written with tags is listed in each tag's index, and an entry is readable only while every
+ * index it claims still lists it — so an index lost to eviction makes its entries unreadable rather than
+ * invisible to `deleteTagged`, whose count is therefore exact. Indexes drop expired members as they are written
+ * and expire with their last member, so their memory follows the live tagged entries.
  */
 import { Context, Effect, Schema } from "effect"
 import type { CacheValue, ScoredMember } from "./CacheValue.ts"
@@ -26,10 +31,14 @@ export class CacheStoreError extends Schema.TaggedError<CacheStoreError>()("Cach
 export const isOutage = (error: CacheStoreError): boolean =>
   error.reason === "Unavailable" || error.reason === "Timeout"
 
-/** Options of a write. */
-export interface WriteOptions {
-  /** Time to live in milliseconds; absent means no expiry. */
+/** The TTL of a write. */
+export interface TtlOptions {
+  /** Time to live in milliseconds; absent means no expiry (and, on a merge into a collection, no change). */
   readonly ttlMs?: number | undefined
+}
+
+/** Options of a write that replaces an entry. */
+export interface WriteOptions extends TtlOptions {
   /** Tags recorded for tag invalidation. */
   readonly tags?: ReadonlyArray<string> | undefined
 }
@@ -47,6 +56,8 @@ export interface StoreInfo {
   /** Configured limit in bytes; 0 means unlimited. */
   readonly maxMemory: number
   readonly evictedKeys: number
+  /** Members across all tag indexes (live and not yet pruned), to watch the index's memory. */
+  readonly tagIndexEntries: number
 }
 
 /** The store a cache instance owns. */
@@ -89,7 +100,7 @@ export class CacheStore extends Context.Service<CacheStore, {
   readonly hashSet: (
     key: string,
     fields: Readonly<Record<string, string>>,
-    options?: WriteOptions
+    options?: TtlOptions
   ) => Effect.Effect<void, CacheStoreError>
   /** One field of a hash. */
   readonly hashGet: (key: string, field: string) => Effect.Effect<string | undefined, CacheStoreError>
@@ -97,7 +108,7 @@ export class CacheStore extends Context.Service<CacheStore, {
   readonly setAdd: (
     key: string,
     members: ReadonlyArray<string>,
-    options?: WriteOptions
+    options?: TtlOptions
   ) => Effect.Effect<number, CacheStoreError>
   /** Whether `member` is in the set at `key`. */
   readonly setHas: (key: string, member: string) => Effect.Effect<boolean, CacheStoreError>
@@ -105,7 +116,7 @@ export class CacheStore extends Context.Service<CacheStore, {
   readonly sortedSetAdd: (
     key: string,
     members: ReadonlyArray<ScoredMember>,
-    options?: WriteOptions
+    options?: TtlOptions
   ) => Effect.Effect<number, CacheStoreError>
   /** Members ranked `start..stop` (inclusive, negative from the end) by ascending score. */
   readonly sortedSetRange: (
@@ -117,7 +128,7 @@ export class CacheStore extends Context.Service<CacheStore, {
   readonly listPush: (
     key: string,
     values: ReadonlyArray<string>,
-    options?: WriteOptions
+    options?: TtlOptions
   ) => Effect.Effect<number, CacheStoreError>
   /** Elements `start..stop` (inclusive, negative from the end) of a list. */
   readonly listRange: (
@@ -126,7 +137,11 @@ export class CacheStore extends Context.Service<CacheStore, {
     stop: number
   ) => Effect.Effect<ReadonlyArray<string>, CacheStoreError>
 
-  /** Live keys recorded under `tag`. */
+  /** Removes every live key matching the glob `pattern` (leases too), scanning `count` keys a step (never KEYS); answers the exact number of live entries removed. */
+  readonly deletePattern: (pattern: string, count?: number) => Effect.Effect<number, CacheStoreError>
+  /** Removes every live entry carrying any of `tags` (and leases taken with them); answers the exact count. */
+  readonly deleteTagged: (tags: ReadonlyArray<string>) => Effect.Effect<number, CacheStoreError>
+  /** Live keys carrying `tag` (a key only leased with it included). */
   readonly tagged: (tag: string) => Effect.Effect<ReadonlyArray<string>, CacheStoreError>
   /** Memory, key count and evictions. */
   readonly info: Effect.Effect<StoreInfo, CacheStoreError>

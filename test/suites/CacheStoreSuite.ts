@@ -270,6 +270,79 @@ export const suite = <E>(name: string, layer: Layer.Layer<CacheStore, E>, option
         assert.deepStrictEqual(yield* store.getMany([h, s]), [undefined, "1"])
       }))
 
+    test("deletePattern removes exactly the live keys matching, leases included, and counts only entries", (store) =>
+      Effect.gen(function*() {
+        const prefix = fresh("pat")
+        yield* store.set(`${prefix}:a`, "1")
+        yield* store.set(`${prefix}:b`, "2", { tags: [`${prefix}-tag`] })
+        yield* store.hashSet(`${prefix}:h`, { f: "v" })
+        yield* store.set(`${prefix}x`, "\"not matched\"")
+        yield* store.lease(`${prefix}:leased`, "t", 10_000)
+        assert.strictEqual(yield* store.deletePattern(`${prefix}:*`, 2), 3)
+        assert.isFalse(yield* store.fill(`${prefix}:leased`, "t", "\"stale\""))
+        assert.strictEqual(yield* store.get(`${prefix}x`), "\"not matched\"")
+        assert.strictEqual(yield* store.deletePattern(`${prefix}:*`), 0)
+        // The toolkit's own keys never match a pattern: tags keep working after a broad one.
+        yield* store.set(`${prefix}:c`, "3", { tags: [`${prefix}-tag`] })
+        assert.strictEqual(yield* store.deletePattern(`${prefix}:[ab]`), 0)
+        assert.strictEqual(yield* store.deleteTagged([`${prefix}-tag`]), 1)
+      }))
+
+    test("deleteTagged removes every live entry carrying any of the tags, counted once each", (store) =>
+      Effect.gen(function*() {
+        const [t1, t2, other] = [fresh("t1"), fresh("t2"), fresh("t3")]
+        const [a, b, c, d, e] = [fresh("dt"), fresh("dt"), fresh("dt"), fresh("dt"), fresh("dt")]
+        yield* store.set(a, "1", { tags: [t1] })
+        yield* store.set(b, "2", { tags: [t1, t2] })
+        yield* store.write(c, { type: "list", value: ["x"] }, { tags: [t2] })
+        yield* store.set(d, "4", { tags: [other] })
+        // Rewritten without the tag: no longer carries it.
+        yield* store.set(e, "5", { tags: [t1] })
+        yield* store.set(e, "5")
+        assert.strictEqual(yield* store.deleteTagged([t1, t2]), 3)
+        assert.isFalse(yield* store.exists(a))
+        assert.isFalse(yield* store.exists(b))
+        assert.isFalse(yield* store.exists(c))
+        assert.strictEqual(yield* store.get(d), "4")
+        assert.strictEqual(yield* store.get(e), "5")
+        assert.strictEqual(yield* store.deleteTagged([t1, t2]), 0)
+      }))
+
+    test("deleteTagged fences a load leased with the tag", (store) =>
+      Effect.gen(function*() {
+        const [tag, key] = [fresh("ft"), fresh("fk")]
+        yield* store.lease(key, "t", 10_000, [tag])
+        assert.strictEqual(yield* store.deleteTagged([tag]), 0)
+        assert.isFalse(yield* store.fill(key, "t", "\"stale\"", { tags: [tag] }))
+      }))
+
+    test("a tagged entry keeps its tags through reads and collection merges", (store) =>
+      Effect.gen(function*() {
+        const [tag, s, h] = [fresh("keep"), fresh("ks"), fresh("kh")]
+        yield* store.set(s, "\"v\"", { tags: [tag] })
+        assert.strictEqual(yield* store.get(s), "\"v\"")
+        assert.deepStrictEqual(yield* store.getMany([s]), ["\"v\""])
+        assert.deepStrictEqual(yield* store.read(s), { type: "string", value: "\"v\"" })
+        yield* store.write(h, { type: "hash", value: { a: "1" } }, { tags: [tag], ttlMs: 60_000 })
+        yield* store.hashSet(h, { b: "2" }, { ttlMs: 120_000 })
+        assert.deepStrictEqual(yield* store.read(h), { type: "hash", value: { a: "1", b: "2" } })
+        assert.deepStrictEqual([...(yield* store.tagged(tag))].sort(), [h, s].sort())
+        assert.strictEqual(yield* store.deleteTagged([tag]), 2)
+      }))
+
+    test("the tag index empties itself once its tagged entries have expired", (store) =>
+      Effect.gen(function*() {
+        const tag = fresh("expiring")
+        const ttl = options.clock === "test" ? 10_000 : 50
+        const before = (yield* store.info).tagIndexEntries
+        for (let i = 0; i < 50; i++) yield* store.set(fresh("exp-tagged"), "1", { tags: [tag], ttlMs: ttl })
+        assert.strictEqual((yield* store.info).tagIndexEntries, before + 50)
+        yield* elapse(ttl, Effect.map(store.info, (info) => info.tagIndexEntries <= before))
+        assert.isAtMost((yield* store.info).tagIndexEntries, before)
+        assert.deepStrictEqual(yield* store.tagged(tag), [])
+        assert.strictEqual(yield* store.deleteTagged([tag]), 0)
+      }))
+
     test("info counts keys, and ping answers while the store is up", (store) =>
       Effect.gen(function*() {
         yield* store.set(fresh("info"), "1")

@@ -1,0 +1,169 @@
+/**
+ * Applies the invalidations other instances publish. Per delivery: a body that is not a valid v1 event is
+ * counted, logged and left unacknowledged (the queue's redrive policy moves it to the dead-letter queue) while
+ * the consumer keeps going; this instance's own events and already-applied `event_id`s are acknowledged and
+ * skipped; everything else is applied locally (store, loads in flight) and only then acknowledged. Applying is
+ * idempotent, so redelivery is harmless.
+ *
+ * When continuity cannot be shown, everything that could be stale is flushed (and counted): the queue was
+ * created at this start while the store kept data from before; a publisher's `seq` has a hole that stays open
+ * longer than `gapTimeout`; or the bus has not answered for longer than `silenceBound`. So the staleness bound
+ * of an instance that misses messages is `max(gapTimeout, silenceBound) + checkInterval`.
+ */
+import { Clock, Context, Duration, Effect, Layer, Metric, Schedule, Schema, Stream } from "effect"
+import { CacheStore } from "../src/CacheStore.ts"
+import { type Delivery, InvalidationBus } from "../src/InvalidationBus.ts"
+import { type InvalidationEvent, InvalidationEventJson, type Target } from "../src/InvalidationEvent.ts"
+import { Cache } from "./Cache.ts"
+import { SeenWindow } from "./internal/SeenWindow.ts"
+import { SeqTracker } from "./internal/SeqTracker.ts"
+import * as Metrics from "./Metrics.ts"
+
+/** Tuning of the consumer; every field has a production default. */
+export interface SyncOptions {
+  /** Event ids remembered for deduplication. Default 100,000. */
+  readonly seenWindow?: number | undefined
+  /** How long a missing `seq` may stay missing before it counts as lost. Default 30 s. */
+  readonly gapTimeout?: Duration.Input | undefined
+  /** How many later events may arrive past a missing `seq` before it counts as lost. Default 1,000. */
+  readonly maxAhead?: number | undefined
+  /** How long the bus may stay silent (no successful receive) before everything is flushed. Default 60 s. */
+  readonly silenceBound?: Duration.Input | undefined
+  /** How often gaps and silence are checked. Default 1 s. */
+  readonly checkInterval?: Duration.Input | undefined
+}
+
+/** What the consumer did, since it started. */
+export interface SyncStats {
+  readonly received: number
+  readonly applied: number
+  readonly duplicates: number
+  readonly own: number
+  readonly malformed: number
+  readonly flushes: number
+}
+
+/** The running consumer. */
+export class SyncConsumer extends Context.Service<SyncConsumer, {
+  readonly stats: Effect.Effect<SyncStats>
+  /** Runs the gap and silence checks now (they also run every `checkInterval`). */
+  readonly check: Effect.Effect<void>
+}>()("embedded-cache/SyncConsumer") {}
+
+const decode = Schema.decodeUnknownExit(InvalidationEventJson)
+
+const targetOf = (event: InvalidationEvent): Target => {
+  switch (event.invalidation_type) {
+    case "key":
+      return { invalidation_type: "key", key: event.key }
+    case "pattern":
+      return event.all === undefined
+        ? { invalidation_type: "pattern", pattern: event.pattern }
+        : { invalidation_type: "pattern", pattern: event.pattern, all: event.all }
+    case "tag":
+      return { invalidation_type: "tag", tags: event.tags }
+  }
+}
+
+/** Starts consuming this instance's deliveries in the scope. */
+export const make = (options: SyncOptions = {}) =>
+  Effect.gen(function*() {
+    const cache = yield* Cache
+    const bus = yield* InvalidationBus
+    const store = yield* CacheStore
+    const seen = new SeenWindow(options.seenWindow ?? 100_000)
+    const seqs = new SeqTracker({
+      gapTimeoutMs: Duration.toMillis(options.gapTimeout ?? "30 seconds"),
+      maxAhead: options.maxAhead ?? 1000
+    })
+    const silenceMs = Duration.toMillis(options.silenceBound ?? "60 seconds")
+    const stats = { received: 0, applied: 0, duplicates: 0, own: 0, malformed: 0, flushes: 0 }
+    const startedAt = yield* Clock.currentTimeMillis
+    let lastFlush = startedAt
+
+    const flush = (reason: "queue-created" | "seq-gap" | "silence" | "publisher-restart", detail: object) =>
+      Effect.gen(function*() {
+        stats.flushes++
+        lastFlush = yield* Clock.currentTimeMillis
+        yield* Effect.logWarning("continuity with peers lost: flushing the local cache").pipe(
+          Effect.annotateLogs({ reason, ...detail })
+        )
+        yield* cache.flushLocally
+        yield* Metrics.flushed(reason)
+      })
+
+    const handle = (delivery: Delivery) =>
+      Effect.gen(function*() {
+        stats.received++
+        yield* Metric.update(Metrics.eventsReceived, 1)
+        const decoded = decode(delivery.body)
+        if (decoded._tag === "Failure") {
+          stats.malformed++
+          yield* Metric.update(Metrics.eventsMalformed, 1)
+          // Not acknowledged: after maxReceiveCount receives the queue moves it to the dead-letter queue.
+          return yield* Effect.logWarning("malformed invalidation message left for the dead-letter queue").pipe(
+            Effect.annotateLogs({ receive_count: delivery.receiveCount, body: delivery.body.slice(0, 200) })
+          )
+        }
+        const event = decoded.value
+        if (event.source_instance === bus.instanceId) {
+          stats.own++
+          yield* Metric.update(Metrics.eventsOwn, 1)
+          return yield* delivery.ack
+        }
+        if (seen.has(event.event_id)) {
+          stats.duplicates++
+          yield* Metric.update(Metrics.eventsDuplicate, 1)
+          return yield* delivery.ack
+        }
+        yield* cache.invalidateLocally(targetOf(event))
+        seen.add(event.event_id)
+        stats.applied++
+        const now = yield* Clock.currentTimeMillis
+        yield* Metric.update(Metrics.eventsApplied, 1)
+        yield* Metric.update(Metrics.lag, Math.max(0, now - event.timestamp))
+        if (seqs.arrived(event.source_instance, event.seq, now) === "restarted") {
+          // Whatever it had not published when it went down is lost to us.
+          yield* flush("publisher-restart", { source: event.source_instance })
+        }
+        yield* delivery.ack
+      }).pipe(
+        Effect.catchTag("BusError", (error) =>
+          Effect.logWarning("acknowledging a delivery failed; it will be redelivered and deduplicated").pipe(
+            Effect.annotateLogs({ error: error.message })
+          ))
+      )
+
+    const check = Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      const gaps = seqs.gaps(now)
+      if (gaps.length > 0) yield* flush("seq-gap", { sources: gaps.join(",") })
+      const contact = (yield* bus.lastContact) ?? startedAt
+      if (now - Math.max(contact, lastFlush) > silenceMs) {
+        yield* flush("silence", { silent_ms: now - contact })
+      }
+    })
+
+    // A queue made at this start missed everything published before it; data kept on disk may be stale.
+    if (bus.queueCreated && (yield* Effect.orElseSucceed(store.info, () => undefined))?.keys !== 0) {
+      yield* flush("queue-created", { instance: bus.instanceId })
+    }
+
+    yield* bus.deliveries.pipe(
+      Stream.runForEach(handle),
+      Effect.tapCause((cause) => Effect.logError("the invalidation consumer stopped; restarting it", cause)),
+      Effect.retry(Schedule.spaced("1 second")),
+      Effect.forkScoped
+    )
+    yield* check.pipe(
+      Effect.repeat(Schedule.spaced(options.checkInterval ?? "1 second")),
+      Effect.forkScoped
+    )
+
+    return SyncConsumer.of({ stats: Effect.sync(() => ({ ...stats })), check })
+  })
+
+/** The consumer as a background layer over the cache and the bus in context. */
+export const layer = (
+  options: SyncOptions = {}
+): Layer.Layer<SyncConsumer, never, Cache | InvalidationBus | CacheStore> => Layer.effect(SyncConsumer, make(options))
