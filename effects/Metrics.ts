@@ -27,6 +27,9 @@ export const lag = Metric.histogram("cache_sync_lag_ms", {
 export const published = (n: number) => Metric.update(eventsPublished, n)
 /** Counts `n` events given up. */
 export const publishFailed = (n: number) => Metric.update(eventsPublishFailed, n)
+/** Why continuity was lost. */
+export type FlushReason = "queue-created" | "seq-gap" | "silence" | "publisher-restart"
+
 /** Counts one flush, labelled with its reason. */
-export const flushed = (reason: "queue-created" | "seq-gap" | "silence" | "publisher-restart") =>
+export const flushed = (reason: FlushReason) =>
   Metric.update(Metric.withAttributes(flushes, { reason }), 1).pipe(Effect.asVoid)

@@ -7,7 +7,8 @@
  *
  * When continuity cannot be shown, everything that could be stale is flushed (and counted): the queue was
  * created at this start while the store kept data from before; a publisher's `seq` has a hole that stays open
- * longer than `gapTimeout`; or the bus has not answered for longer than `silenceBound`. So the staleness bound
+ * longer than `gapTimeout` (a publisher first heard from past its seq 1 counts: its earlier events may have
+ * been lost); a publisher restarted its seq; or the bus has not answered for longer than `silenceBound`. So the staleness bound
  * of an instance that misses messages is `max(gapTimeout, silenceBound) + checkInterval`.
  */
 import { Clock, Context, Duration, Effect, Layer, Metric, Schedule, Schema, Stream } from "effect"
@@ -81,7 +82,7 @@ export const make = (options: SyncOptions = {}) =>
     const startedAt = yield* Clock.currentTimeMillis
     let lastFlush = startedAt
 
-    const flush = (reason: "queue-created" | "seq-gap" | "silence" | "publisher-restart", detail: object) =>
+    const flush = (reason: Metrics.FlushReason, detail: object) =>
       Effect.gen(function*() {
         stats.flushes++
         lastFlush = yield* Clock.currentTimeMillis

@@ -4,8 +4,8 @@ import { TestClock } from "effect/testing"
 import { Cache } from "../../effects/Cache.ts"
 import { SyncConsumer } from "../../effects/SyncConsumer.ts"
 import * as MemoryBus from "../../layers/MemoryBus.ts"
-import { CacheStore } from "../../src/CacheStore.ts"
 import * as MemoryStore from "../../layers/MemoryStore.ts"
+import { CacheStore } from "../../src/CacheStore.ts"
 import * as Poll from "../utils/Poll.ts"
 import * as World from "../utils/World.ts"
 
@@ -55,15 +55,21 @@ describe("sync over the memory bus", () => {
     Effect.gen(function*() {
       const hub = yield* MemoryBus.makeHub({ instances: ["a", "b"], mode: "auto" })
       const [a, b] = yield* World.instances(hub, ["a", "b"])
-      yield* World.on(b!, Cache.use((cache) =>
-        Effect.gen(function*() {
-          yield* cache.getOrLoad("user:1", Effect.succeed("1"), { schema: Str })
-          yield* cache.getOrLoad("user:2", Effect.succeed("2"), { schema: Str })
-          yield* cache.getOrLoad("order:1", Effect.succeed("o"), { schema: Str, tags: ["orders"] })
-          yield* cache.getOrLoad("keep", Effect.succeed("k"), { schema: Str })
-        })
-      ))
-      const byPattern = yield* World.on(a!, Cache.use((cache) => cache.invalidate({ invalidation_type: "pattern", pattern: "user:*" })))
+      yield* World.on(
+        b!,
+        Cache.use((cache) =>
+          Effect.gen(function*() {
+            yield* cache.getOrLoad("user:1", Effect.succeed("1"), { schema: Str })
+            yield* cache.getOrLoad("user:2", Effect.succeed("2"), { schema: Str })
+            yield* cache.getOrLoad("order:1", Effect.succeed("o"), { schema: Str, tags: ["orders"] })
+            yield* cache.getOrLoad("keep", Effect.succeed("k"), { schema: Str })
+          })
+        )
+      )
+      const byPattern = yield* World.on(
+        a!,
+        Cache.use((cache) => cache.invalidate({ invalidation_type: "pattern", pattern: "user:*" }))
+      )
       assert.deepStrictEqual(byPattern, { _tag: "Deleted", removed: 0 })
       yield* World.on(a!, Cache.use((cache) => cache.invalidate({ invalidation_type: "tag", tags: ["orders"] })))
       yield* dropped(b!, "user:1")
@@ -76,9 +82,15 @@ describe("sync over the memory bus", () => {
     Effect.gen(function*() {
       const hub = yield* MemoryBus.makeHub({ instances: ["a"], mode: "auto" })
       const [a] = yield* World.instances(hub, ["a"])
-      const error = yield* World.on(a!, Cache.use((cache) => Effect.flip(cache.invalidate({ invalidation_type: "pattern", pattern: "*" }))))
+      const error = yield* World.on(
+        a!,
+        Cache.use((cache) => Effect.flip(cache.invalidate({ invalidation_type: "pattern", pattern: "*" })))
+      )
       assert.strictEqual(error._tag, "InvalidPatternError")
-      const all = yield* World.on(a!, Cache.use((cache) => cache.invalidate({ invalidation_type: "pattern", pattern: "*", all: true })))
+      const all = yield* World.on(
+        a!,
+        Cache.use((cache) => cache.invalidate({ invalidation_type: "pattern", pattern: "*", all: true }))
+      )
       assert.strictEqual(all._tag, "Deleted")
     }).pipe(Effect.scoped))
 
@@ -118,11 +130,19 @@ describe("continuity", () => {
       for (const key of ["x", "stale", "y"]) {
         yield* World.on(a!, Cache.use((cache) => cache.delete(key)).pipe(Effect.forkChild))
       }
-      yield* Poll.until(Effect.sync(() => hub.held("b").length === 3), { timeoutMs: 2000, what: "3 held", intervalMs: 0 })
+      yield* Poll.until(Effect.sync(() => hub.held("b").length === 3), {
+        timeoutMs: 2000,
+        what: "3 held",
+        intervalMs: 0
+      })
       yield* hub.deliver("b", 0)
       yield* hub.drop("b", 0) // the invalidation of "stale" is lost
       yield* hub.deliver("b", 0)
-      yield* Poll.until(Effect.map(World.on(b!, statsOf), (s) => s.applied === 2), { timeoutMs: 2000, what: "2 applied", intervalMs: 0 })
+      yield* Poll.until(Effect.map(World.on(b!, statsOf), (s) => s.applied === 2), {
+        timeoutMs: 2000,
+        what: "2 applied",
+        intervalMs: 0
+      })
       assert.isTrue(yield* World.on(b!, has("stale")))
       yield* TestClock.adjust("9 seconds")
       assert.isTrue(yield* World.on(b!, has("stale")))

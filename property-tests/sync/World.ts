@@ -1,0 +1,233 @@
+/**
+ * The system under test of the sync model: 2–4 instances in one process, each with its own store, cache,
+ * publisher and sync consumer, on a MemoryBus hub in manual mode (every delivery is a command), with time on
+ * a TestClock. Also the source of truth and the bookkeeping the invariants need.
+ */
+import { Effect, Exit, Layer, ManagedRuntime, Option, Schema, Scope } from "effect"
+import { TestClock } from "effect/testing"
+import { Cache } from "../../effects/Cache.ts"
+import { SyncConsumer } from "../../effects/SyncConsumer.ts"
+import * as MemoryBus from "../../layers/MemoryBus.ts"
+import type { CacheStore } from "../../src/CacheStore.ts"
+import * as Glob from "../../src/Glob.ts"
+import { InvalidationEventJson, type Target } from "../../src/InvalidationEvent.ts"
+import * as World from "../../test/utils/World.ts"
+
+/** The keys, their tags, and the patterns and tags commands pick from. */
+export const keys = ["a:0", "a:1", "b:0", "b:1"] as const
+export const tagsOf: Record<string, ReadonlyArray<string>> = {
+  "a:0": ["t0"],
+  "a:1": ["t0", "t1"],
+  "b:0": ["t1"],
+  "b:1": []
+}
+export const patterns = ["a:*", "b:*", "*:0", "?:1"] as const
+export const tags = ["t0", "t1"] as const
+
+/** A cached value: the source version it was read at. */
+export const Versioned = Schema.Struct({ key: Schema.String, version: Schema.Number })
+
+export const sync = { gapTimeout: "10 seconds", silenceBound: "1 hour", checkInterval: "1 second" } as const
+export const ttl = "30 seconds"
+
+const decode = Schema.decodeUnknownSync(InvalidationEventJson)
+
+/** One run's world. */
+export interface Real {
+  readonly hub: MemoryBus.MemoryHub
+  readonly ids: ReadonlyArray<string>
+  readonly instances: ReadonlyArray<World.Instance>
+  /** The source of truth: key → version. */
+  readonly source: Map<string, number>
+  /** Per instance and key, the oldest version it may still answer: raised by every invalidation it applied. */
+  readonly floors: Array<Map<string, number>>
+  /** Per event, the source versions of the keys it covers, as they were when it was published. */
+  readonly published: Map<string, Map<string, number>>
+  /** Violations found so far (the model run fails on the first). */
+  readonly violations: Array<string>
+  readonly run: <A, E>(effect: Effect.Effect<A, E>) => Promise<A>
+  readonly close: () => Promise<void>
+}
+
+/** Keys a target covers. */
+export const covered = (target: Target): ReadonlyArray<string> => {
+  switch (target.invalidation_type) {
+    case "key":
+      return [target.key]
+    case "pattern":
+      return keys.filter((key) => Glob.matches(target.pattern, key))
+    case "tag":
+      return keys.filter((key) => tagsOf[key]!.some((tag) => target.tags.includes(tag)))
+  }
+}
+
+const macrotask = Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+
+/** Yields (never sleeps: the clock is a TestClock) until `condition` holds. */
+export const settle = <E>(condition: Effect.Effect<boolean, E>, what: string) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < 20_000; i++) {
+      if (yield* condition) return
+      yield* i % 20 === 19 ? macrotask : Effect.yieldNow
+    }
+    return yield* Effect.die(new Error(`never settled: ${what}`))
+  })
+
+const handled = (instance: World.Instance) =>
+  World.on(instance, SyncConsumer.use((s) => s.stats)).pipe(
+    Effect.map((s) => s.applied + s.duplicates + s.own + s.malformed)
+  )
+
+/** Builds a world of `count` instances, each store from `store`. */
+export const make = async (
+  count: number,
+  store: (index: number) => Layer.Layer<CacheStore, unknown>
+): Promise<Real> => {
+  const runtime = ManagedRuntime.make(TestClock.layer())
+  const scope = await runtime.runPromise(Scope.make())
+  const ids = Array.from({ length: count }, (_, i) => `i${i}`)
+  const built = await runtime.runPromise(
+    Effect.gen(function*() {
+      const hub = yield* MemoryBus.makeHub({ instances: ids, mode: "manual" })
+      const instances = yield* Effect.forEach(
+        ids,
+        (id, i) => Layer.build(World.instanceLayer(hub, id, { sync, store: store(i) }))
+      )
+      return { hub, instances }
+    }).pipe(Scope.provide(scope))
+  )
+  return {
+    ...built,
+    ids,
+    source: new Map(keys.map((key) => [key, 0])),
+    floors: ids.map(() => new Map(keys.map((key) => [key, 0]))),
+    published: new Map(),
+    violations: [],
+    run: (effect) => runtime.runPromise(effect),
+    close: async () => {
+      await runtime.runPromise(Scope.close(scope, Exit.void))
+      await runtime.dispose()
+    }
+  }
+}
+
+/** Checks a value answered by instance `i` for `key` against its floor. */
+export const checkAnswer = (
+  real: Real,
+  i: number,
+  key: string,
+  value: Option.Option<{ readonly version: number }>,
+  how: string
+) => {
+  if (Option.isNone(value)) return
+  const floor = real.floors[i]!.get(key)!
+  if (value.value.version < floor) {
+    real.violations.push(
+      `${real.ids[i]} ${how} ${key} answered version ${value.value.version} below its floor ${floor}`
+    )
+  }
+}
+
+/** Updates the source for `target`'s keys, then invalidates (or, for a key, writes) on instance `i`. */
+export const update = (real: Real, i: number, target: Target, write: "set" | "invalidate") =>
+  Effect.gen(function*() {
+    const before = new Set(real.hub.held(real.ids[(i + 1) % real.ids.length]!).map((m) => m.id))
+    const touched = covered(target).filter((key) => real.source.has(key))
+    for (const key of touched) real.source.set(key, real.source.get(key)! + 1)
+    const instance = real.instances[i]!
+    if (write === "set" && target.invalidation_type === "key") {
+      yield* World.on(
+        instance,
+        Cache.use((cache) =>
+          cache.set(target.key, { key: target.key, version: real.source.get(target.key)! }, {
+            schema: Versioned,
+            ttl,
+            tags: tagsOf[target.key]
+          })
+        )
+      )
+    } else {
+      yield* World.on(instance, Cache.use((cache) => cache.invalidate(target)))
+    }
+    for (const key of touched) real.floors[i]!.set(key, real.source.get(key)!)
+    // Remember what the event says, to raise the floors of the instances that apply it.
+    const peer = real.ids[(i + 1) % real.ids.length]!
+    const fresh = real.hub.held(peer).filter((m) => !before.has(m.id))
+    for (const message of fresh) {
+      const event = decode(message.body)
+      real.published.set(event.event_id, new Map(touched.map((key) => [key, real.source.get(key)!])))
+    }
+  })
+
+/** Delivers the held message `index` (mod the held count) to instance `i` and waits until it was handled. */
+export const deliver = (real: Real, i: number, index: number) =>
+  Effect.gen(function*() {
+    const id = real.ids[i]!
+    const held = real.hub.held(id)
+    if (held.length === 0) return
+    const message = held[index % held.length]!
+    const instance = real.instances[i]!
+    const before = yield* handled(instance)
+    yield* real.hub.deliver(id, index % held.length)
+    yield* settle(Effect.map(handled(instance), (n) => n > before), `${id} handles a delivery`)
+    const versions = real.published.get(decode(message.body).event_id)
+    if (versions !== undefined) {
+      for (const [key, version] of versions) {
+        const floors = real.floors[i]!
+        floors.set(key, Math.max(floors.get(key)!, version))
+      }
+    }
+  })
+
+/** Reads `key` on instance `i` through getOrLoad (the loader reads the source) and checks the answer. */
+export const read = (real: Real, i: number, key: string) =>
+  Effect.gen(function*() {
+    const value = yield* World.on(
+      real.instances[i]!,
+      Cache.use((cache) =>
+        cache.getOrLoad(key, Effect.sync(() => ({ key, version: real.source.get(key)! })), {
+          schema: Versioned,
+          ttl,
+          tags: tagsOf[key]
+        })
+      )
+    )
+    checkAnswer(real, i, key, Option.some(value), "getOrLoad")
+  })
+
+/** Reads `key` on instance `i` without loading and checks the answer. */
+export const get = (real: Real, i: number, key: string) =>
+  Effect.gen(function*() {
+    const value = yield* World.on(real.instances[i]!, Cache.use((cache) => cache.get(key, Versioned)))
+    checkAnswer(real, i, key, value, "get")
+  })
+
+/**
+ * Ends a run: every publisher sends one more event (so a lost one shows as a seq gap), every held message is
+ * delivered, the clock passes the gap timeout; then every instance must answer the source's value or miss.
+ */
+export const drainAndCheck = (real: Real) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < real.instances.length; i++) {
+      yield* update(real, i, { invalidation_type: "key", key: `sentinel:${i}` }, "invalidate")
+    }
+    for (let i = 0; i < real.instances.length; i++) {
+      while (real.hub.held(real.ids[i]!).length > 0) yield* deliver(real, i, 0)
+    }
+    yield* TestClock.adjust("12 seconds")
+    for (let i = 0; i < real.instances.length; i++) {
+      for (const key of keys) {
+        const value = yield* World.on(real.instances[i]!, Cache.use((cache) => cache.get(key, Versioned)))
+        if (Option.isSome(value) && value.value.version !== real.source.get(key)) {
+          real.violations.push(
+            `after draining, ${real.ids[i]} answers ${key} at version ${value.value.version}, the source is at ${
+              real.source.get(key)
+            }`
+          )
+        }
+      }
+    }
+  })
+
+/** Moves the TestClock. */
+export const adjust = (seconds: number) => TestClock.adjust(`${seconds} seconds`)
