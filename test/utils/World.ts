@@ -4,9 +4,10 @@
  */
 import type { Context } from "effect"
 import { Effect, Layer, type Scope } from "effect"
-import * as Cache from "../../effects/Cache.ts"
-import * as Publisher from "../../effects/Publisher.ts"
-import * as SyncConsumer from "../../effects/SyncConsumer.ts"
+import type * as Cache from "../../effects/Cache.ts"
+import type * as Publisher from "../../effects/Publisher.ts"
+import type * as SyncConsumer from "../../effects/SyncConsumer.ts"
+import * as CacheLayers from "../../layers/CacheLayers.ts"
 import * as MemoryBus from "../../layers/MemoryBus.ts"
 import * as MemoryStore from "../../layers/MemoryStore.ts"
 import type { CacheStore } from "../../src/CacheStore.ts"
@@ -18,21 +19,21 @@ export type Instance = Context.Context<
 >
 
 /** The layer of one instance on `hub`. */
-export const instanceLayer = <E, R>(
+export const instanceLayer = (
   hub: MemoryBus.MemoryHub,
   id: string,
   options: {
     readonly sync?: SyncConsumer.SyncOptions
-    readonly store?: Layer.Layer<CacheStore, E, R>
+    readonly store?: Layer.Layer<CacheStore, unknown>
     readonly queueCreated?: boolean
   } = {}
 ) =>
-  SyncConsumer.layer(options.sync).pipe(
-    Layer.provideMerge(Cache.layer()),
-    Layer.provideMerge(Publisher.layer({ awaitMs: 1000 })),
-    Layer.provideMerge(options.store ?? (MemoryStore.layer as unknown as Layer.Layer<CacheStore, E, R>)),
-    Layer.provideMerge(MemoryBus.layer(hub, id, { queueCreated: options.queueCreated ?? false }))
-  )
+  CacheLayers.layerSynced({
+    store: options.store ?? MemoryStore.layer,
+    bus: MemoryBus.layer(hub, id, { queueCreated: options.queueCreated ?? false }),
+    publisher: { awaitMs: 1000 },
+    sync: options.sync
+  })
 
 /** Builds instances `ids` on `hub` in the current scope. */
 export const instances = (
@@ -40,7 +41,7 @@ export const instances = (
   ids: ReadonlyArray<string>,
   options: { readonly sync?: SyncConsumer.SyncOptions } = {}
 ): Effect.Effect<ReadonlyArray<Instance>, never, Scope.Scope> =>
-  Effect.forEach(ids, (id) => Layer.build(instanceLayer(hub, id, options)))
+  Effect.forEach(ids, (id) => Effect.orDie(Layer.build(instanceLayer(hub, id, options))))
 
 /** The services of an instance. */
 export type Services = Cache.Cache | CacheStore | Publisher.Publisher | SyncConsumer.SyncConsumer | InvalidationBus
