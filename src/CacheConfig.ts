@@ -11,6 +11,17 @@ import * as Ttl from "./Ttl.ts"
 export const StoreKind = Schema.Literals(["auto", "embedded", "external", "memory"])
 export type StoreKind = typeof StoreKind.Type
 
+/** How instances are kept coherent: not at all, or over SNS → per-instance SQS. */
+export const BusKind = Schema.Literals(["none", "sns-sqs"])
+
+const QueuePrefix = Schema.String.pipe(Schema.check(Schema.isPattern(/^[A-Za-z0-9_-]{1,40}$/)))
+
+/** A setting that is invalid only in combination with others, named by its variable. */
+export class InvalidConfigError extends Schema.TaggedError<InvalidConfigError>()("InvalidConfigError", {
+  variable: Schema.String,
+  message: Schema.String
+}) {}
+
 const MemorySizeText = Schema.String.pipe(
   Schema.check(
     Schema.makeFilter((size: string) =>
@@ -37,6 +48,11 @@ export const CacheConfig = Config.all({
   ),
   persistence: Config.schema(Persistence, "CACHE_PERSISTENCE").pipe(Config.withDefault("none" as const)),
   appendfsync: Config.schema(AppendFsync, "CACHE_APPENDFSYNC").pipe(Config.withDefault("everysec" as const)),
-  defaultTtlSeconds: Config.schema(Seconds, "CACHE_DEFAULT_TTL").pipe(Config.withDefault(3600))
+  defaultTtlSeconds: Config.schema(Seconds, "CACHE_DEFAULT_TTL").pipe(Config.withDefault(3600)),
+  bus: Config.schema(BusKind, "CACHE_BUS").pipe(Config.withDefault("none" as const)),
+  snsTopicArn: Config.option(Config.NonEmptyString("CACHE_SNS_TOPIC_ARN")),
+  snsTopicName: Config.option(Config.NonEmptyString("CACHE_SNS_TOPIC_NAME")),
+  sqsQueueUrl: Config.option(Config.NonEmptyString("CACHE_SQS_QUEUE_URL")),
+  sqsQueuePrefix: Config.schema(QueuePrefix, "CACHE_SQS_QUEUE_PREFIX").pipe(Config.withDefault("embedded-cache"))
 })
 export type CacheConfig = Config.Success<typeof CacheConfig>
