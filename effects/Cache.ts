@@ -108,6 +108,7 @@ interface Flight {
 
 const written: WriteOutcome = { _tag: "Written" }
 const noTags: ReadonlyArray<string> = []
+const noneEffect = Effect.succeed(Option.none<never>())
 const toWritten = (): WriteOutcome => written
 const notWritten = (error: CacheStoreError): WriteOutcome => ({ _tag: "NotWritten", error })
 
@@ -249,10 +250,10 @@ export const make = (options: CacheOptions = {}): Effect.Effect<Cache["Service"]
       failedWrites: 0
     }
 
-    const remember = (keys: ReadonlyArray<string> | "all") => {
+    const remember = (keys: string | "all") => {
       if (keys === "all") flushOnRecovery = true
       if (flushOnRecovery) return
-      for (const key of keys) pending.add(key)
+      pending.add(keys)
       if (pending.size > maxPending) {
         pending.clear()
         flushOnRecovery = true
@@ -323,7 +324,7 @@ export const make = (options: CacheOptions = {}): Effect.Effect<Cache["Service"]
 
     /** Runs a store write for `keys`; a failure is counted, the keys are remembered for recovery. */
     const guardedWrite = <A, O>(
-      keys: ReadonlyArray<string> | "all",
+      keys: string | "all",
       write: Effect.Effect<A, CacheStoreError>,
       onWritten: (a: A) => O,
       onFailed: (error: CacheStoreError) => O
@@ -335,7 +336,7 @@ export const make = (options: CacheOptions = {}): Effect.Effect<Cache["Service"]
           return onFailed(error)
         })
       const run = Effect.matchEffect(write, {
-        onFailure: (error) => Effect.andThen(storeFailed(error), notWritten(error)),
+        onFailure: (error) => Effect.andThen(storeFailed(error), Effect.suspend(() => notWritten(error))),
         onSuccess: (a) => {
           breaker.succeeded()
           return Effect.succeed(onWritten(a))
@@ -351,28 +352,74 @@ export const make = (options: CacheOptions = {}): Effect.Effect<Cache["Service"]
             ))
     }
 
-    const writeOptions = (ttl: Ttl.Input | undefined, tags: ReadonlyArray<string> | undefined): WriteOptions => ({
-      ttlMs: ttl === undefined ? defaultTtlMs : Ttl.toMillis(ttl),
-      tags
-    })
+    const defaultWriteOptions: WriteOptions = { ttlMs: defaultTtlMs, tags: undefined }
+    const writeOptions = (ttl: Ttl.Input | undefined, tags: ReadonlyArray<string> | undefined): WriteOptions =>
+      ttl === undefined && tags === undefined
+        ? defaultWriteOptions
+        : { ttlMs: ttl === undefined ? defaultTtlMs : Ttl.toMillis(ttl), tags }
+
+    /** An entry that no longer decodes: deleted, counted and logged; the caller treats it as a miss. */
+    const undecodable = (key: string): Effect.Effect<void> => {
+      counters.decodeFailures++
+      return Effect.logWarning("cached entry no longer decodes; deleted and treated as a miss").pipe(
+        Effect.annotateLogs({ key }),
+        Effect.andThen(Effect.ignore(store.delete([key])))
+      )
+    }
 
     /** Decodes a stored entry; one that no longer decodes is deleted, counted and logged, and reads as a miss. */
     const decodeStored = <A>(key: string, text: string, codec: Codec<A>): Effect.Effect<Option.Option<A>> => {
       const decoded = codec.decode(text)
       if (Exit.isSuccess(decoded)) return Effect.succeed(Option.some(decoded.value))
-      counters.decodeFailures++
-      return Effect.logWarning("cached entry no longer decodes; deleted and treated as a miss").pipe(
-        Effect.annotateLogs({ key }),
-        Effect.andThen(Effect.ignore(store.delete([key]))),
-        Effect.as(Option.none())
-      )
+      return Effect.as(undecodable(key), Option.none())
     }
 
-    const lookup = <A>(key: string, codec: Codec<A>): Effect.Effect<Option.Option<A>> =>
-      Effect.flatMap(guardedRead(store.get(key), undefined), (text) => {
-        if (text === undefined) return Effect.succeed(Option.none())
-        return decodeStored(key, text, codec)
+    /**
+     * The read path of `get` and `getOrLoad`, kept to one step on a closed breaker: a decoded hit goes to
+     * `onHit`; a miss, an undecodable entry (deleted) or a failing store goes to `onMiss`.
+     */
+    const lookupThen = <A, B, E, R>(
+      key: string,
+      codec: Codec<A>,
+      onHit: (value: A) => Effect.Effect<B, E, R>,
+      onMiss: () => Effect.Effect<B, E, R>
+    ): Effect.Effect<B, E, R> => {
+      const run = Effect.matchEffect(store.get(key), {
+        onFailure: (error) =>
+          Effect.andThen(
+            storeFailed(error),
+            Effect.suspend(() => {
+              counters.degradedReads++
+              return onMiss()
+            })
+          ),
+        onSuccess: (text) => {
+          breaker.succeeded()
+          if (text === undefined) return onMiss()
+          const decoded = codec.decode(text)
+          return Exit.isSuccess(decoded) ? onHit(decoded.value) : Effect.andThen(undecodable(key), onMiss())
+        }
       })
+      if (breaker.state === "closed") return run
+      return Effect.flatMap(storeUsable, (usable) => {
+        if (usable) return run
+        counters.degradedReads++
+        return onMiss()
+      })
+    }
+
+    const hitSome = <A>(value: A) => {
+      counters.hits++
+      return Effect.succeed(Option.some(value))
+    }
+    const missNone = () => {
+      counters.misses++
+      return noneEffect
+    }
+    const hitValue = <A>(value: A) => {
+      counters.hits++
+      return Effect.succeed(value)
+    }
 
     /** Counts a fill's outcome: written, fenced, or not attempted because the store failed. */
     const countFill = (filled: boolean | undefined) => {
@@ -443,11 +490,7 @@ export const make = (options: CacheOptions = {}): Effect.Effect<Cache["Service"]
       const invalid = invalidKey(key)
       if (invalid !== undefined) return Effect.fail(invalid)
       const codec = codecFor(options.schema)
-      return Effect.flatMap(lookup(key, codec), (cached) => {
-        if (Option.isSome(cached)) {
-          counters.hits++
-          return Effect.succeed(cached.value)
-        }
+      return lookupThen(key, codec, hitValue, () => {
         counters.misses++
         const inFlight = flights.get(key)
         if (inFlight === undefined) return lead(key, load, codec, options)
@@ -560,14 +603,18 @@ export const make = (options: CacheOptions = {}): Effect.Effect<Cache["Service"]
         }
         if (toLoad.length > 0) {
           counters.loads++
-          const loaded = yield* Effect.onError(source.loadMany(toLoad), () =>
-            Effect.sync(() => {
-              counters.loadFailures++
-            }))
-          yield* Effect.forEach(toLoad, (key) => {
+          const releaseAll = Effect.forEach(toLoad, (key) => {
             const i = led.findIndex(([k]) =>
               k === key
             )
+            return leases[i]?._tag === "Acquired" ? Effect.ignore(store.release(key, tokens[i]!)) : Effect.void
+          }, { discard: true })
+          const loaded = yield* Effect.onError(
+            source.loadMany(toLoad),
+            () => Effect.andThen(Effect.sync(() => counters.loadFailures++), releaseAll)
+          )
+          yield* Effect.forEach(toLoad, (key) => {
+            const i = led.findIndex(([k]) => k === key)
             const lease = leases[i]
             const token = tokens[i]!
             const raw = loaded.get(key)
@@ -589,15 +636,16 @@ export const make = (options: CacheOptions = {}): Effect.Effect<Cache["Service"]
         }
         return results
       }).pipe(
-        Effect.onExit((exit) =>
-          Effect.forEach(led, ([key, flight]) => {
-            if (flights.get(key) === flight) flights.delete(key)
-            return Deferred.done(
+        Effect.onExit((exit) => {
+          // Unregister every key first: a caller woken by one key's result must not join another key's flight
+          // of this (finished) batch.
+          for (const [key, flight] of led) if (flights.get(key) === flight) flights.delete(key)
+          return Effect.forEach(led, ([key, flight]) =>
+            Deferred.done(
               flight.result,
               Exit.isSuccess(exit) ? Exit.succeed(exit.value.get(key) ?? Option.none()) : Exit.failCause(exit.cause)
-            )
-          }, { discard: true })
-        )
+            ), { discard: true })
+        })
       )
 
     /** Publishes a key invalidation after `effect`, when there are peers to tell. */
@@ -615,7 +663,7 @@ export const make = (options: CacheOptions = {}): Effect.Effect<Cache["Service"]
         fenceTarget(target)
         switch (target.invalidation_type) {
           case "key":
-            return guardedWrite([target.key], store.delete([target.key]), deleted, deferred)
+            return guardedWrite(target.key, store.delete([target.key]), deleted, deferred)
           case "pattern":
             return guardedWrite("all", store.deletePattern(target.pattern, scanCount), deleted, deferred)
           case "tag":
@@ -653,37 +701,28 @@ export const make = (options: CacheOptions = {}): Effect.Effect<Cache["Service"]
         fence(key)
         return announceKey(
           key,
-          guardedWrite([key], write(writeOptions(options?.ttl, options?.tags)), toWritten, notWritten)
+          guardedWrite(key, write(writeOptions(options?.ttl, options?.tags)), toWritten, notWritten)
         )
       })
 
     return Cache.of({
-      get: (key, schema) =>
-        checked(key, () =>
-          Effect.map(lookup(key, codecFor(schema)), (value) => {
-            if (Option.isSome(value)) counters.hits++
-            else counters.misses++
-            return value
-          })),
-      set: (key, value, options) =>
-        checked(key, () => {
-          const encoded = codecFor(options.schema).encode(value)
-          if (Exit.isFailure(encoded)) return Effect.failCause(encoded.cause)
-          fence(key)
-          return announceKey(
-            key,
-            guardedWrite(
-              [key],
-              store.set(key, encoded.value, writeOptions(options.ttl, options.tags)),
-              toWritten,
-              notWritten
-            )
-          )
-        }),
+      get: (key, schema) => {
+        const invalid = invalidKey(key)
+        return invalid === undefined ? lookupThen(key, codecFor(schema), hitSome, missNone) : Effect.fail(invalid)
+      },
+      set: (key, value, options) => {
+        const invalid = invalidKey(key)
+        if (invalid !== undefined) return Effect.fail(invalid)
+        const encoded = codecFor(options.schema).encode(value)
+        if (Exit.isFailure(encoded)) return Effect.failCause(encoded.cause)
+        fence(key)
+        const write = store.set(key, encoded.value, writeOptions(options.ttl, options.tags))
+        return announceKey(key, guardedWrite(key, write, toWritten, notWritten))
+      },
       delete: (key) =>
         checked(key, () => {
           fence(key)
-          return announceKey(key, guardedWrite([key], store.delete([key]), deleted, deferred))
+          return announceKey(key, guardedWrite(key, store.delete([key]), deleted, deferred))
         }),
       exists: (key) => checked(key, () => guardedRead(store.exists(key), false)),
       ttl: (key) => checked(key, () => guardedRead(store.ttl(key), undefined)),

@@ -61,12 +61,70 @@ const reasonOf = (cause: unknown): StoreFailure => {
 const failure = (operation: string, key: string | undefined, cause: unknown) =>
   new CacheStoreError({ operation, key, reason: reasonOf(cause), cause })
 
-/** Runs one ioredis call as an Effect, converting its failure once, here. */
-const call = <A>(operation: string, key: string | undefined, f: () => Promise<A>): Effect.Effect<A, CacheStoreError> =>
-  Effect.callback<A, CacheStoreError>((resume) => {
+/**
+ * The connection's command timeout. ioredis's own `commandTimeout` arms a timer per command (measured at
+ * 2–2.5 µs a call); replies on one connection arrive in order, so one watchdog timer does the same job: when
+ * commands are pending and no reply has arrived for `timeoutMs`, the connection is dropped (every pending
+ * command fails, counted as a `Timeout`) and reconnected.
+ */
+class Watchdog {
+  issued = 0
+  completed = 0
+  private lastCompleted = 0
+  private lastProgress = Date.now()
+  private firedAt = 0
+  private readonly timeoutMs: number
+
+  constructor(timeoutMs: number) {
+    this.timeoutMs = timeoutMs
+  }
+
+  /** Called every tick: answers whether the connection is stuck. */
+  stuck(now: number): boolean {
+    if (this.issued === this.completed || this.completed !== this.lastCompleted) {
+      this.lastCompleted = this.completed
+      this.lastProgress = now
+      return false
+    }
+    if (now - this.lastProgress < this.timeoutMs) return false
+    this.lastProgress = now
+    this.firedAt = now
+    return true
+  }
+
+  /** Whether a failure now is the watchdog's doing. */
+  justFired(now: number): boolean {
+    return now - this.firedAt < 1000
+  }
+}
+
+/**
+ * Runs ioredis calls as Effects, converting their failures once, here, and feeding the watchdog; `then`
+ * continues with the reply inside the same callback (no extra step on the hot path).
+ */
+const makeCall = (watchdog: Watchdog) =>
+<A, B = A>(
+  operation: string,
+  key: string | undefined,
+  f: () => Promise<A>,
+  then: (value: A) => Effect.Effect<B, CacheStoreError> = Effect.succeed as never
+): Effect.Effect<B, CacheStoreError> =>
+  Effect.callback<B, CacheStoreError>((resume) => {
+    watchdog.issued++
     f().then(
-      (value) => resume(Effect.succeed(value)),
-      (cause) => resume(Effect.fail(failure(operation, key, cause)))
+      (value) => {
+        watchdog.completed++
+        resume(then(value))
+      },
+      (cause) => {
+        watchdog.completed++
+        const error = failure(operation, key, cause)
+        resume(Effect.fail(
+          error.reason === "Unavailable" && watchdog.justFired(Date.now())
+            ? new CacheStoreError({ operation, key, reason: "Timeout", cause })
+            : error
+        ))
+      }
     )
   })
 
@@ -120,10 +178,8 @@ const expireWith = (tx: ReturnType<Redis["multi"]>, key: string, options: TtlOpt
   tx.pexpire(companionKey(key), options.ttlMs)
 }
 
-/** A string read: a tagged entry is verified by a script (its indexes may have been evicted). */
-const visible = (value: string | null): string | undefined | typeof needsCheck =>
-  value === null ? undefined : value.charCodeAt(0) === 0 ? undefined : value.charCodeAt(0) === 1 ? needsCheck : value
-const needsCheck = Symbol("needsCheck")
+const absent: Effect.Effect<undefined> = Effect.succeed(undefined)
+const done = (): Effect.Effect<void> => Effect.void
 
 /** Connects, loads the scripts, and builds the store; the connection closes with the scope. */
 export const make = Effect.fnUntraced(function*(options: RedisStoreOptions) {
@@ -131,7 +187,6 @@ export const make = Effect.fnUntraced(function*(options: RedisStoreOptions) {
     lazyConnect: true,
     enableOfflineQueue: false,
     enableAutoPipelining: options.autoPipelining ?? true,
-    commandTimeout: options.commandTimeoutMs ?? 1000,
     connectTimeout: options.connectTimeoutMs ?? 5000,
     maxRetriesPerRequest: 0,
     // Reconnect quickly: the embedded server is restarted within a second or two.
@@ -151,6 +206,16 @@ export const make = Effect.fnUntraced(function*(options: RedisStoreOptions) {
       catch: (cause) => new CacheStoreError({ operation: "connect", reason: "Unavailable", cause })
     }),
     (client) => Effect.promise(() => client.quit().catch(() => client.disconnect()))
+  )
+  const watchdog = new Watchdog(options.commandTimeoutMs ?? 1000)
+  const call = makeCall(watchdog)
+  yield* Effect.acquireRelease(
+    Effect.sync(() =>
+      setInterval(() => {
+        if (watchdog.stuck(Date.now())) redis.disconnect(true)
+      }, Math.max(10, Math.min(250, (options.commandTimeoutMs ?? 1000) / 4))).unref()
+    ),
+    (timer) => Effect.sync(() => clearInterval(timer))
   )
   for (const [name, lua] of Object.entries(scripts)) redis.defineCommand(name, { lua })
   const r = redis as Scripted
@@ -211,15 +276,18 @@ export const make = Effect.fnUntraced(function*(options: RedisStoreOptions) {
   const checked = (key: string) =>
     call("get", key, () => r.ecGet(1, key)) as Effect.Effect<string | null, CacheStoreError>
 
+  /** A string as readers see it: a lease is absent; a tagged entry is verified by a script (an index may be gone). */
   const readString = (key: string, value: string | null): Effect.Effect<string | undefined, CacheStoreError> => {
-    const seen = visible(value)
-    return seen === needsCheck ? Effect.map(checked(key), (v) => v ?? undefined) : Effect.succeed(seen)
+    if (value === null) return absent
+    const first = value.charCodeAt(0)
+    if (first === 0) return absent
+    return first === 1 ? Effect.map(checked(key), (v) => v ?? undefined) : Effect.succeed(value)
   }
 
   const ttlString = (options: TtlOptions | undefined) => options?.ttlMs === undefined ? "" : String(options.ttlMs)
 
   return CacheStore.of({
-    get: (key) => Effect.flatMap(call("get", key, () => redis.get(key)), (value) => readString(key, value)),
+    get: (key) => call("get", key, () => redis.get(key), (value) => readString(key, value)),
     getMany: (keys) =>
       keys.length === 0
         ? Effect.succeed([])
@@ -229,14 +297,15 @@ export const make = Effect.fnUntraced(function*(options: RedisStoreOptions) {
         ),
     set: (key, value, options) =>
       options?.tags === undefined || options.tags.length === 0
-        ? call("set", key, () =>
-          options?.ttlMs === undefined ? redis.set(key, value) : redis.set(key, value, "PX", options.ttlMs)).pipe(
-            Effect.asVoid
-          )
-        : call("set", key, () =>
-          r.ecSetTagged(1, key, storedString(value, options.tags), ttlString(options), ...options.tags!)).pipe(
-            Effect.asVoid
-          ),
+        ? options?.ttlMs === undefined
+          ? call("set", key, () => redis.set(key, value), done)
+          : call("set", key, () => redis.set(key, value, "PX", options.ttlMs!), done)
+        : call(
+          "set",
+          key,
+          () => r.ecSetTagged(1, key, storedString(value, options.tags), ttlString(options), ...options.tags!),
+          done
+        ),
     delete: (keys) =>
       keys.length === 0
         ? Effect.succeed(0)
