@@ -212,7 +212,8 @@ export const make = Effect.fnUntraced(function*(options: RedisStoreOptions) {
   yield* Effect.acquireRelease(
     Effect.sync(() =>
       setInterval(() => {
-        if (watchdog.stuck(Date.now())) redis.disconnect(true)
+        // Destroy rather than end the socket: a hung server would never answer the FIN.
+        if (watchdog.stuck(Date.now())) redis.stream?.destroy()
       }, Math.max(10, Math.min(250, (options.commandTimeoutMs ?? 1000) / 4))).unref()
     ),
     (timer) => Effect.sync(() => clearInterval(timer))

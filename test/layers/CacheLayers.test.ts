@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Option, Schema } from "effect"
+import { Duration, Effect, Layer, Option, Schema } from "effect"
 import * as Cache from "../../effects/Cache.ts"
 import * as CacheLayers from "../../layers/CacheLayers.ts"
 import { CacheStore } from "../../src/CacheStore.ts"
@@ -8,9 +8,14 @@ import * as Poll from "../utils/Poll.ts"
 import * as TempDir from "../utils/TempDir.ts"
 
 /** The embedded composition on a fresh temp dir. */
-const embedded = (server: Partial<EmbeddedRedisConfig> = {}, cache: Cache.CacheOptions = {}) =>
+const embedded = (
+  server: Partial<EmbeddedRedisConfig> = {},
+  cache: Cache.CacheOptions = {},
+  store: CacheLayers.EmbeddedOptions["store"] = {}
+) =>
   Layer.unwrap(
-    Effect.map(TempDir.make, (dir) => CacheLayers.layerEmbedded({ server: { ...defaults(dir), ...server }, cache }))
+    Effect.map(TempDir.make, (dir) =>
+      CacheLayers.layerEmbedded({ server: { ...defaults(dir), ...server }, cache, store }))
   ).pipe(Layer.fresh)
 
 /** SIGKILLs the running server and waits until the supervisor has a new one and the store reaches it. */
@@ -62,6 +67,29 @@ describe("layerEmbedded", () => {
       assert.isTrue(served > 0)
       assert.strictEqual(yield* server.restarts, 1)
     }).pipe(Effect.provide(embedded({}, { resetAfter: "50 millis", failureThreshold: 1 }))))
+
+  it.live("times out on a hung server (SIGSTOP) and answers getOrLoad from the loader, then recovers", () =>
+    Effect.gen(function*() {
+      const cache = yield* Cache.Cache
+      const server = yield* EmbeddedRedis
+      const store = yield* CacheStore
+      yield* cache.set("k", "cached", { schema: Schema.String })
+      const pid = (yield* server.pid)!
+      process.kill(pid, "SIGSTOP")
+      const answered = yield* Effect.ensuring(
+        cache.getOrLoad("k", Effect.succeed("from the loader"), { schema: Schema.String }).pipe(Effect.timed),
+        Effect.sync(() => process.kill(pid, "SIGCONT"))
+      )
+      assert.strictEqual(answered[1], "from the loader")
+      // The 200 ms command timeout, detected by a watchdog ticking every 50 ms.
+      assert.isBelow(Duration.toMillis(answered[0]), 2000)
+      assert.isAbove((yield* cache.stats).degradedReads, 0)
+      yield* Poll.until(Effect.isSuccess(store.ping), { timeoutMs: 10_000, what: "the store reconnected" })
+      yield* Poll.until(
+        Effect.map(cache.get("k", Schema.String), (v) => Option.getOrUndefined(v) === "cached"),
+        { timeoutMs: 10_000, what: "reads are served from the store again" }
+      )
+    }).pipe(Effect.provide(embedded({}, { resetAfter: "50 millis" }, { commandTimeoutMs: 200 }))))
 
   it.live("keeps every acknowledged write across a SIGKILL with aof and appendfsync always", () =>
     Effect.gen(function*() {
