@@ -68,30 +68,23 @@ const keys = Array.from({ length: settings.keySpace }, (_, i) => `bench:${i}`)
 const value = Array.from(
   { length: settings.valueBytes - 2 },
   (_, i) => "abcdefghijklmnopqrstuvwxyz0123456789"[(i * 7919) % 36]
-)
-  .join("")
+).join("")
 const json = JSON.stringify(value)
 const workers = Array.from({ length: settings.inFlight }, (_, w) => w)
 /** Workers start spread over the key space and walk it in order. */
-const firstKey = (worker: number) => Math.floor(worker * settings.keySpace / settings.inFlight)
+const firstKey = (worker: number) => Math.floor((worker * settings.keySpace) / settings.inFlight)
 
 const quantile = (sorted: Float64Array, q: number): number =>
   sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!
 
-const phaseOf = (
-  ops: number,
-  ms: number,
-  cpu: NodeJS.CpuUsage,
-  samples: Array<number>,
-  anomalies: number
-): Phase => {
+const phaseOf = (ops: number, ms: number, cpu: NodeJS.CpuUsage, samples: Array<number>, anomalies: number): Phase => {
   const cpuUs = cpu.user + cpu.system
   // oxlint-disable-next-line unicorn/no-array-sort -- sorts a fresh copy (typed arrays sort numerically)
   const sorted = Float64Array.from(samples).sort()
   return {
     ops,
     ms,
-    opsPerSec: ops / ms * 1000,
+    opsPerSec: (ops / ms) * 1000,
     p50Ms: quantile(sorted, 0.5),
     p99Ms: quantile(sorted, 0.99),
     cpuUsPerOp: cpuUs / ops,
@@ -112,21 +105,21 @@ const cachePhase = (cache: Cache.Cache["Service"], kind: Kind, durationMs: numbe
     const op = (key: string): Effect.Effect<unknown, unknown> =>
       kind === "get"
         ? Effect.map(cache.get(key, Schema.String), (found) => {
-          if (Option.isNone(found)) anomalies++
-        })
+            if (Option.isNone(found)) anomalies++
+          })
         : kind === "getOrLoad"
-        ? cache.getOrLoad(key, load, options)
-        : Effect.map(cache.set(key, value, options), (outcome) => {
-          // oxlint-disable-next-line no-underscore-dangle -- WriteOutcome is a tagged union
-          if (outcome._tag !== "Written") anomalies++
-        })
+          ? cache.getOrLoad(key, load, options)
+          : Effect.map(cache.set(key, value, options), (outcome) => {
+              // oxlint-disable-next-line no-underscore-dangle -- WriteOutcome is a tagged union
+              if (outcome._tag !== "Written") anomalies++
+            })
     const samples: Array<number> = []
     let ops = 0
     const cpu = process.cpuUsage()
     const start = performance.now()
     const deadline = start + durationMs
     const worker = (w: number) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         let i = firstKey(w)
         let n = 0
         while (performance.now() < deadline) {
@@ -153,13 +146,14 @@ const rawPhase = async (redis: Redis, kind: Kind, durationMs: number): Promise<P
   let anomalies = 0
   const samples: Array<number> = []
   let ops = 0
-  const op = kind === "set"
-    ? async (key: string) => {
-      if (await redis.set(key, json) !== "OK") anomalies++
-    }
-    : async (key: string) => {
-      if (await redis.get(key) === null) anomalies++
-    }
+  const op =
+    kind === "set"
+      ? async (key: string) => {
+          if ((await redis.set(key, json)) !== "OK") anomalies++
+        }
+      : async (key: string) => {
+          if ((await redis.get(key)) === null) anomalies++
+        }
   const cpu = process.cpuUsage()
   const start = performance.now()
   const deadline = start + durationMs
@@ -194,26 +188,27 @@ const fixed = (n: number, digits: number) => Number(n.toFixed(digits))
 
 const table = (rows: ReadonlyArray<ReadonlyArray<string>>): string => {
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => row[c]!.length)))
-  return rows.map((row) =>
-    row.map((cell, c) => c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!)).join("  ")
-  )
+  return rows
+    .map((row) => row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join("  "))
     .join("\n")
 }
 
-const main = Effect.gen(function*() {
+const main = Effect.gen(function* () {
   const dataDir = yield* Effect.acquireRelease(
     Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), "ec-bench-"))),
     (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
   )
-  const context = yield* Layer.build(CacheLayers.layerEmbedded({
-    server: {
-      ...defaults(dataDir),
-      maxmemory: settings.maxmemory,
-      evictionPolicy: settings.evictionPolicy,
-      persistence: "none"
-    },
-    store: { autoPipelining: settings.autoPipelining }
-  }))
+  const context = yield* Layer.build(
+    CacheLayers.layerEmbedded({
+      server: {
+        ...defaults(dataDir),
+        maxmemory: settings.maxmemory,
+        evictionPolicy: settings.evictionPolicy,
+        persistence: "none"
+      },
+      store: { autoPipelining: settings.autoPipelining }
+    })
+  )
   const cache = Context.get(context, Cache.Cache)
   const server = Context.get(context, EmbeddedRedis)
   const redis = yield* Effect.acquireRelease(
@@ -260,8 +255,7 @@ const main = Effect.gen(function*() {
     }
     rounds.push({ round, first, ...(results as Record<Kind, RoundResult>) })
     console.log(
-      `round ${round} (${first} first): ` +
-        kinds.map((k) => `${k} ${results[k]!.ratio.toFixed(3)}`).join(", ")
+      `round ${round} (${first} first): ` + kinds.map((k) => `${k} ${results[k]!.ratio.toFixed(3)}`).join(", ")
     )
   }
   const stats = yield* cache.stats
@@ -293,32 +287,36 @@ const cpuOf = (p: SideSummary) => `${p.cpuUsPerOp.toFixed(1)} (${Math.round(p.cp
 
 const report = (outcome: Effect.Success<typeof main>) => {
   const { redisVersion, rounds, stats } = outcome
-  const summary = Object.fromEntries(kinds.map((kind) => {
-    const of = (side: "cache" | "raw") => ({
-      opsPerSec: Math.round(median(rounds.map((r) => r[kind][side].opsPerSec))),
-      p50Ms: fixed(median(rounds.map((r) => r[kind][side].p50Ms)), 3),
-      p99Ms: fixed(median(rounds.map((r) => r[kind][side].p99Ms)), 3),
-      cpuUsPerOp: fixed(median(rounds.map((r) => r[kind][side].cpuUsPerOp)), 2),
-      cpuPct: Math.round(median(rounds.map((r) => r[kind][side].cpuPct)))
+  const summary = Object.fromEntries(
+    kinds.map((kind) => {
+      const of = (side: "cache" | "raw") => ({
+        opsPerSec: Math.round(median(rounds.map((r) => r[kind][side].opsPerSec))),
+        p50Ms: fixed(median(rounds.map((r) => r[kind][side].p50Ms)), 3),
+        p99Ms: fixed(median(rounds.map((r) => r[kind][side].p99Ms)), 3),
+        cpuUsPerOp: fixed(median(rounds.map((r) => r[kind][side].cpuUsPerOp)), 2),
+        cpuPct: Math.round(median(rounds.map((r) => r[kind][side].cpuPct)))
+      })
+      return [kind, { ratio: fixed(median(rounds.map((r) => r[kind].ratio)), 3), cache: of("cache"), raw: of("raw") }]
     })
-    return [kind, { ratio: fixed(median(rounds.map((r) => r[kind].ratio)), 3), cache: of("cache"), raw: of("raw") }]
-  })) as Record<Kind, KindSummary>
+  ) as Record<Kind, KindSummary>
   const anomalies = rounds.reduce(
     (n, r) => n + kinds.reduce((m, k) => m + r[k].cache.anomalies + r[k].raw.anomalies, 0),
     0
   )
 
-  const rows: Array<Array<string>> = [[
-    "round",
-    "phase",
-    "cache ops/s",
-    "raw ops/s",
-    "ratio",
-    "cache p50/p99 ms",
-    "raw p50/p99 ms",
-    "cache cpu µs/op",
-    "raw cpu µs/op"
-  ]]
+  const rows: Array<Array<string>> = [
+    [
+      "round",
+      "phase",
+      "cache ops/s",
+      "raw ops/s",
+      "ratio",
+      "cache p50/p99 ms",
+      "raw p50/p99 ms",
+      "cache cpu µs/op",
+      "raw cpu µs/op"
+    ]
+  ]
   for (const r of rounds) {
     for (const kind of kinds) {
       const x = r[kind]
@@ -366,11 +364,16 @@ const report = (outcome: Effect.Success<typeof main>) => {
     rounds: rounds.map((r) => ({
       round: r.round,
       first: r.first,
-      ...Object.fromEntries(kinds.map((k) => [k, {
-        ratio: fixed(r[k].ratio, 4),
-        cache: roundPhase(r[k].cache),
-        raw: roundPhase(r[k].raw)
-      }]))
+      ...Object.fromEntries(
+        kinds.map((k) => [
+          k,
+          {
+            ratio: fixed(r[k].ratio, 4),
+            cache: roundPhase(r[k].cache),
+            raw: roundPhase(r[k].raw)
+          }
+        ])
+      )
     })),
     anomalies,
     cacheStats: { hits: stats.hits, misses: stats.misses, loads: stats.loads, failedWrites: stats.failedWrites },
@@ -380,7 +383,7 @@ const report = (outcome: Effect.Success<typeof main>) => {
       "both clients talk to the same embedded redis-server over its unix socket; values are stored as the same 1 KB JSON text",
       "embedded-cache get includes key validation and JSON/Schema decode; raw get returns the text without JSON.parse",
       "cpu µs/op is this Node process's CPU time per operation (client side; redis-server runs on the other core); " +
-      "cpu % near 100 means the client is the bottleneck, so the ratio is the client-side cost ratio",
+        "cpu % near 100 means the client is the bottleneck, so the ratio is the client-side cost ratio",
       "closed loop: latency ≈ in-flight ÷ throughput (Little's law); latency is sampled every Nth op per worker",
       "the machine is shared and noisy: compare ratios, not absolute ops/s"
     ],

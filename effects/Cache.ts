@@ -113,113 +113,113 @@ const toWritten = (): WriteOutcome => written
 const notWritten = (error: CacheStoreError): WriteOutcome => ({ _tag: "NotWritten", error })
 
 /** The cache service. */
-export class Cache extends Context.Service<Cache, {
-  /** The value at `key`, decoded with `schema`; none on a miss, an undecodable entry, or a failing store. */
-  readonly get: <A>(key: string, schema: ValueSchema<A>) => Effect.Effect<Option.Option<A>, CacheKey.InvalidKeyError>
-  /** Writes `value` (and fences any load of `key` in flight). */
-  readonly set: <A>(
-    key: string,
-    value: A,
-    options: SetOptions<A>
-  ) => Effect.Effect<WriteOutcome, CacheKey.InvalidKeyError | Schema.SchemaError>
-  /** Removes `key` of any type and fences its loads in flight. */
-  readonly delete: (key: string) => Effect.Effect<DeleteOutcome, CacheKey.InvalidKeyError>
-  /** Whether `key` holds a live entry; false while the store is failing. */
-  readonly exists: (key: string) => Effect.Effect<boolean, CacheKey.InvalidKeyError>
-  /** Remaining TTL in milliseconds, -1 for none, undefined when absent (or the store is failing). */
-  readonly ttl: (key: string) => Effect.Effect<number | undefined, CacheKey.InvalidKeyError>
-  /**
-   * The value at `key`, or the result of `load` written back with a fenced fill. Concurrent callers of one key
-   * share one load; a load that raced a delete of its key answers its callers but is not written back.
-   */
-  readonly getOrLoad: <A, E, R>(
-    key: string,
-    load: Effect.Effect<A, E, R>,
-    options: LoadOptions<A>
-  ) => Effect.Effect<A, E | CacheKey.InvalidKeyError, R>
-  /**
-   * The values of `keys`: one MGET, then one `DataSource.loadMany` for the misses, filled back fenced. Keys the
-   * source does not have are absent from the answer.
-   */
-  readonly getMany: <A>(
-    keys: ReadonlyArray<string>,
-    options: LoadOptions<A>
-  ) => Effect.Effect<ReadonlyMap<string, A>, CacheKey.InvalidKeyError | LoadError, DataSource>
+export class Cache extends Context.Service<
+  Cache,
+  {
+    /** The value at `key`, decoded with `schema`; none on a miss, an undecodable entry, or a failing store. */
+    readonly get: <A>(key: string, schema: ValueSchema<A>) => Effect.Effect<Option.Option<A>, CacheKey.InvalidKeyError>
+    /** Writes `value` (and fences any load of `key` in flight). */
+    readonly set: <A>(
+      key: string,
+      value: A,
+      options: SetOptions<A>
+    ) => Effect.Effect<WriteOutcome, CacheKey.InvalidKeyError | Schema.SchemaError>
+    /** Removes `key` of any type and fences its loads in flight. */
+    readonly delete: (key: string) => Effect.Effect<DeleteOutcome, CacheKey.InvalidKeyError>
+    /** Whether `key` holds a live entry; false while the store is failing. */
+    readonly exists: (key: string) => Effect.Effect<boolean, CacheKey.InvalidKeyError>
+    /** Remaining TTL in milliseconds, -1 for none, undefined when absent (or the store is failing). */
+    readonly ttl: (key: string) => Effect.Effect<number | undefined, CacheKey.InvalidKeyError>
+    /**
+     * The value at `key`, or the result of `load` written back with a fenced fill. Concurrent callers of one key
+     * share one load; a load that raced a delete of its key answers its callers but is not written back.
+     */
+    readonly getOrLoad: <A, E, R>(
+      key: string,
+      load: Effect.Effect<A, E, R>,
+      options: LoadOptions<A>
+    ) => Effect.Effect<A, E | CacheKey.InvalidKeyError, R>
+    /**
+     * The values of `keys`: one MGET, then one `DataSource.loadMany` for the misses, filled back fenced. Keys the
+     * source does not have are absent from the answer.
+     */
+    readonly getMany: <A>(
+      keys: ReadonlyArray<string>,
+      options: LoadOptions<A>
+    ) => Effect.Effect<ReadonlyMap<string, A>, CacheKey.InvalidKeyError | LoadError, DataSource>
 
-  /** The whole value at `key` of any data type. */
-  readonly read: (key: string) => Effect.Effect<CacheValue | undefined, CacheKey.InvalidKeyError>
-  /** Replaces the value at `key` with a value of any data type. */
-  readonly write: (
-    key: string,
-    value: CacheValue,
-    options?: WriteOptionsInput
-  ) => Effect.Effect<WriteOutcome, CacheKey.InvalidKeyError>
-  readonly hashSet: (
-    key: string,
-    fields: Readonly<Record<string, string>>,
-    options?: TtlOptionsInput
-  ) => Effect.Effect<WriteOutcome, CacheKey.InvalidKeyError>
-  readonly hashGet: (key: string, field: string) => Effect.Effect<string | undefined, CacheKey.InvalidKeyError>
-  readonly setAdd: (
-    key: string,
-    members: ReadonlyArray<string>,
-    options?: TtlOptionsInput
-  ) => Effect.Effect<WriteOutcome, CacheKey.InvalidKeyError>
-  readonly setHas: (key: string, member: string) => Effect.Effect<boolean, CacheKey.InvalidKeyError>
-  readonly sortedSetAdd: (
-    key: string,
-    members: ReadonlyArray<ScoredMember>,
-    options?: TtlOptionsInput
-  ) => Effect.Effect<WriteOutcome, CacheKey.InvalidKeyError>
-  readonly sortedSetRange: (
-    key: string,
-    start: number,
-    stop: number
-  ) => Effect.Effect<ReadonlyArray<ScoredMember>, CacheKey.InvalidKeyError>
-  readonly listPush: (
-    key: string,
-    values: ReadonlyArray<string>,
-    options?: TtlOptionsInput
-  ) => Effect.Effect<WriteOutcome, CacheKey.InvalidKeyError>
-  readonly listRange: (
-    key: string,
-    start: number,
-    stop: number
-  ) => Effect.Effect<ReadonlyArray<string>, CacheKey.InvalidKeyError>
+    /** The whole value at `key` of any data type. */
+    readonly read: (key: string) => Effect.Effect<CacheValue | undefined, CacheKey.InvalidKeyError>
+    /** Replaces the value at `key` with a value of any data type. */
+    readonly write: (
+      key: string,
+      value: CacheValue,
+      options?: WriteOptionsInput
+    ) => Effect.Effect<WriteOutcome, CacheKey.InvalidKeyError>
+    readonly hashSet: (
+      key: string,
+      fields: Readonly<Record<string, string>>,
+      options?: TtlOptionsInput
+    ) => Effect.Effect<WriteOutcome, CacheKey.InvalidKeyError>
+    readonly hashGet: (key: string, field: string) => Effect.Effect<string | undefined, CacheKey.InvalidKeyError>
+    readonly setAdd: (
+      key: string,
+      members: ReadonlyArray<string>,
+      options?: TtlOptionsInput
+    ) => Effect.Effect<WriteOutcome, CacheKey.InvalidKeyError>
+    readonly setHas: (key: string, member: string) => Effect.Effect<boolean, CacheKey.InvalidKeyError>
+    readonly sortedSetAdd: (
+      key: string,
+      members: ReadonlyArray<ScoredMember>,
+      options?: TtlOptionsInput
+    ) => Effect.Effect<WriteOutcome, CacheKey.InvalidKeyError>
+    readonly sortedSetRange: (
+      key: string,
+      start: number,
+      stop: number
+    ) => Effect.Effect<ReadonlyArray<ScoredMember>, CacheKey.InvalidKeyError>
+    readonly listPush: (
+      key: string,
+      values: ReadonlyArray<string>,
+      options?: TtlOptionsInput
+    ) => Effect.Effect<WriteOutcome, CacheKey.InvalidKeyError>
+    readonly listRange: (
+      key: string,
+      start: number,
+      stop: number
+    ) => Effect.Effect<ReadonlyArray<string>, CacheKey.InvalidKeyError>
 
-  /**
-   * Invalidates a key, every key matching a glob (SCAN, never KEYS), or every entry carrying any of the tags,
-   * fencing the loads in flight that it covers, and publishes it to the other instances. Answers this
-   * instance's exact count of live entries removed. A pattern that matches everything needs `all: true`.
-   */
-  readonly invalidate: (
-    target: Target
-  ) => Effect.Effect<DeleteOutcome, CacheKey.InvalidKeyError | InvalidPatternError>
-  /** Applies an invalidation received from another instance: the same as `invalidate`, without publishing. */
-  readonly invalidateLocally: (target: Target) => Effect.Effect<DeleteOutcome>
-  /** Drops everything this instance holds (continuity lost); fences every load in flight; never publishes. */
-  readonly flushLocally: Effect.Effect<void>
+    /**
+     * Invalidates a key, every key matching a glob (SCAN, never KEYS), or every entry carrying any of the tags,
+     * fencing the loads in flight that it covers, and publishes it to the other instances. Answers this
+     * instance's exact count of live entries removed. A pattern that matches everything needs `all: true`.
+     */
+    readonly invalidate: (
+      target: Target
+    ) => Effect.Effect<DeleteOutcome, CacheKey.InvalidKeyError | InvalidPatternError>
+    /** Applies an invalidation received from another instance: the same as `invalidate`, without publishing. */
+    readonly invalidateLocally: (target: Target) => Effect.Effect<DeleteOutcome>
+    /** Drops everything this instance holds (continuity lost); fences every load in flight; never publishes. */
+    readonly flushLocally: Effect.Effect<void>
 
-  /** The counters, as of now. */
-  readonly stats: Effect.Effect<CacheStats>
-}>()("embedded-cache/Cache") {}
+    /** The counters, as of now. */
+    readonly stats: Effect.Effect<CacheStats>
+  }
+>()("embedded-cache/Cache") {}
 
 const invalidKey = (key: string): CacheKey.InvalidKeyError | undefined => {
   const reason = CacheKey.validate(key)
   return reason === undefined ? undefined : new CacheKey.InvalidKeyError({ key, message: reason })
 }
 
-const checked = <A, E>(
-  key: string,
-  f: () => Effect.Effect<A, E>
-): Effect.Effect<A, E | CacheKey.InvalidKeyError> => {
+const checked = <A, E>(key: string, f: () => Effect.Effect<A, E>): Effect.Effect<A, E | CacheKey.InvalidKeyError> => {
   const invalid = invalidKey(key)
   return invalid === undefined ? f() : Effect.fail(invalid)
 }
 
 /** Builds the cache over the `CacheStore` in context; loads in flight are interrupted when the scope closes. */
 export const make = (options: CacheOptions = {}): Effect.Effect<Cache["Service"], never, CacheStore | Scope.Scope> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const store = yield* CacheStore
     const publisher = Option.getOrUndefined(yield* Effect.serviceOption(Publisher))
     const scanCount = options.scanCount ?? 1000
@@ -261,7 +261,7 @@ export const make = (options: CacheOptions = {}): Effect.Effect<Cache["Service"]
     }
 
     /** Invalidates what failed while the store was down, then closes the breaker; one caller at a time. */
-    const recover = Effect.gen(function*() {
+    const recover = Effect.gen(function* () {
       yield* store.ping
       if (flushOnRecovery) yield* store.flush
       else if (pending.size > 0) yield* store.delete([...pending])
@@ -288,10 +288,8 @@ export const make = (options: CacheOptions = {}): Effect.Effect<Cache["Service"]
     const storeUsable: Effect.Effect<boolean> = Effect.suspend(() => {
       if (breaker.state === "closed") return Effect.succeed(true)
       if (breaker.state === "probing") return Effect.succeed(false)
-      return Effect.flatMap(
-        Clock.currentTimeMillis,
-        (now) =>
-          breaker.shouldProbe(now) ? Effect.map(recover, () => breaker.state === "closed") : Effect.succeed(false)
+      return Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        breaker.shouldProbe(now) ? Effect.map(recover, () => breaker.state === "closed") : Effect.succeed(false)
       )
     })
 
@@ -301,9 +299,10 @@ export const make = (options: CacheOptions = {}): Effect.Effect<Cache["Service"]
       return Effect.flatMap(Clock.currentTimeMillis, (now) =>
         breaker.failed(now)
           ? Effect.logWarning("cache store unavailable; breaker opened, serving from loaders").pipe(
-            Effect.annotateLogs({ operation: error.operation, reason: error.reason })
-          )
-          : Effect.void)
+              Effect.annotateLogs({ operation: error.operation, reason: error.reason })
+            )
+          : Effect.void
+      )
     }
 
     /** Runs a store read; a failure (or an open breaker) answers `fallback` and counts a degraded read. */
@@ -319,7 +318,7 @@ export const make = (options: CacheOptions = {}): Effect.Effect<Cache["Service"]
           return Effect.succeed(value)
         }
       })
-      return breaker.state === "closed" ? run : Effect.flatMap(storeUsable, (usable) => usable ? run : degraded)
+      return breaker.state === "closed" ? run : Effect.flatMap(storeUsable, (usable) => (usable ? run : degraded))
     }
 
     /** Runs a store write for `keys`; a failure is counted, the keys are remembered for recovery. */
@@ -336,7 +335,11 @@ export const make = (options: CacheOptions = {}): Effect.Effect<Cache["Service"]
           return onFailed(error)
         })
       const run = Effect.matchEffect(write, {
-        onFailure: (error) => Effect.andThen(storeFailed(error), Effect.suspend(() => notWritten(error))),
+        onFailure: (error) =>
+          Effect.andThen(
+            storeFailed(error),
+            Effect.suspend(() => notWritten(error))
+          ),
         onSuccess: (a) => {
           breaker.succeeded()
           return Effect.succeed(onWritten(a))
@@ -345,11 +348,12 @@ export const make = (options: CacheOptions = {}): Effect.Effect<Cache["Service"]
       return breaker.state === "closed"
         ? run
         : Effect.flatMap(storeUsable, (usable) =>
-          usable
-            ? run
-            : notWritten(
-              new CacheStoreError({ operation: "write", reason: "Unavailable", cause: new Error("circuit open") })
-            ))
+            usable
+              ? run
+              : notWritten(
+                  new CacheStoreError({ operation: "write", reason: "Unavailable", cause: new Error("circuit open") })
+                )
+          )
     }
 
     const defaultWriteOptions: WriteOptions = { ttlMs: defaultTtlMs, tags: undefined }
@@ -457,7 +461,7 @@ export const make = (options: CacheOptions = {}): Effect.Effect<Cache["Service"]
       codec: Codec<A>,
       options: WriteOptions
     ): Effect.Effect<A, E, R> =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const token = leasePrefix + (leaseCounter++).toString(36)
         const leased = yield* guardedRead(store.lease(key, token, leaseMs, options.tags), undefined)
         if (leased?._tag === "Present") {
@@ -468,7 +472,8 @@ export const make = (options: CacheOptions = {}): Effect.Effect<Cache["Service"]
         const value = yield* Effect.onError(load, () =>
           Effect.sync(() => {
             counters.loadFailures++
-          }).pipe(Effect.andThen(leased?._tag === "Acquired" ? Effect.ignore(store.release(key, token)) : Effect.void)))
+          }).pipe(Effect.andThen(leased?._tag === "Acquired" ? Effect.ignore(store.release(key, token)) : Effect.void))
+        )
         if (leased?._tag !== "Acquired") return value
         const encoded = codec.encode(value)
         if (Exit.isFailure(encoded)) {
@@ -495,9 +500,8 @@ export const make = (options: CacheOptions = {}): Effect.Effect<Cache["Service"]
         const inFlight = flights.get(key)
         if (inFlight === undefined) return lead(key, load, codec, options)
         counters.sharedLoads++
-        return Effect.flatMap(
-          Deferred.await(inFlight.result) as Effect.Effect<Option.Option<A>, E>,
-          (shared) => Option.isSome(shared) ? Effect.succeed(shared.value) : lead(key, load, codec, options)
+        return Effect.flatMap(Deferred.await(inFlight.result) as Effect.Effect<Option.Option<A>, E>, (shared) =>
+          Option.isSome(shared) ? Effect.succeed(shared.value) : lead(key, load, codec, options)
         )
       })
     }
@@ -528,7 +532,7 @@ export const make = (options: CacheOptions = {}): Effect.Effect<Cache["Service"]
       keys: ReadonlyArray<string>,
       options: LoadOptions<A>
     ): Effect.Effect<ReadonlyMap<string, A>, CacheKey.InvalidKeyError | LoadError, DataSource> =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         for (const key of keys) {
           const invalid = invalidKey(key)
           if (invalid !== undefined) return yield* invalid
@@ -574,7 +578,7 @@ export const make = (options: CacheOptions = {}): Effect.Effect<Cache["Service"]
           yield* Effect.forkIn(batch, scope)
         }
         for (const [key, flight] of [...led, ...joined]) {
-          const value = yield* (Deferred.await(flight.result) as Effect.Effect<Option.Option<A>, LoadError>)
+          const value = yield* Deferred.await(flight.result) as Effect.Effect<Option.Option<A>, LoadError>
           if (Option.isSome(value)) found.set(key, value.value)
         }
         return found
@@ -587,10 +591,13 @@ export const make = (options: CacheOptions = {}): Effect.Effect<Cache["Service"]
       codec: Codec<A>,
       options: WriteOptions
     ) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const tokens = led.map(() => leasePrefix + (leaseCounter++).toString(36))
-        const leases = yield* Effect.forEach(led, ([key], i) =>
-          guardedRead(store.lease(key, tokens[i]!, leaseMs, options.tags), undefined), { concurrency: "unbounded" })
+        const leases = yield* Effect.forEach(
+          led,
+          ([key], i) => guardedRead(store.lease(key, tokens[i]!, leaseMs, options.tags), undefined),
+          { concurrency: "unbounded" }
+        )
         const toLoad: Array<string> = []
         const results = new Map<string, Option.Option<A>>()
         for (let i = 0; i < led.length; i++) {
@@ -603,36 +610,46 @@ export const make = (options: CacheOptions = {}): Effect.Effect<Cache["Service"]
         }
         if (toLoad.length > 0) {
           counters.loads++
-          const releaseAll = Effect.forEach(toLoad, (key) => {
-            const i = led.findIndex(([k]) =>
-              k === key
-            )
-            return leases[i]?._tag === "Acquired" ? Effect.ignore(store.release(key, tokens[i]!)) : Effect.void
-          }, { discard: true })
-          const loaded = yield* Effect.onError(
-            source.loadMany(toLoad),
-            () => Effect.andThen(Effect.sync(() => counters.loadFailures++), releaseAll)
+          const releaseAll = Effect.forEach(
+            toLoad,
+            (key) => {
+              const i = led.findIndex(([k]) => k === key)
+              return leases[i]?._tag === "Acquired" ? Effect.ignore(store.release(key, tokens[i]!)) : Effect.void
+            },
+            { discard: true }
           )
-          yield* Effect.forEach(toLoad, (key) => {
-            const i = led.findIndex(([k]) => k === key)
-            const lease = leases[i]
-            const token = tokens[i]!
-            const raw = loaded.get(key)
-            const decoded = loaded.has(key) ? codec.decodeValue(raw) : undefined
-            if (decoded === undefined || Exit.isFailure(decoded)) {
-              results.set(key, Option.none())
-              const release = lease?._tag === "Acquired" ? Effect.ignore(store.release(key, token)) : Effect.void
-              return decoded === undefined ? release : Effect.logWarning("source value does not decode; skipped").pipe(
-                Effect.annotateLogs({ key }),
-                Effect.andThen(release)
-              )
-            }
-            results.set(key, Option.some(decoded.value))
-            if (lease?._tag !== "Acquired") return Effect.void
-            const encoded = codec.encode(decoded.value)
-            if (Exit.isFailure(encoded)) return Effect.ignore(store.release(key, token))
-            return Effect.map(guardedRead(store.fill(key, token, encoded.value, options), undefined), countFill)
-          }, { concurrency: "unbounded", discard: true })
+          const loaded = yield* Effect.onError(source.loadMany(toLoad), () =>
+            Effect.andThen(
+              Effect.sync(() => counters.loadFailures++),
+              releaseAll
+            )
+          )
+          yield* Effect.forEach(
+            toLoad,
+            (key) => {
+              const i = led.findIndex(([k]) => k === key)
+              const lease = leases[i]
+              const token = tokens[i]!
+              const raw = loaded.get(key)
+              const decoded = loaded.has(key) ? codec.decodeValue(raw) : undefined
+              if (decoded === undefined || Exit.isFailure(decoded)) {
+                results.set(key, Option.none())
+                const release = lease?._tag === "Acquired" ? Effect.ignore(store.release(key, token)) : Effect.void
+                return decoded === undefined
+                  ? release
+                  : Effect.logWarning("source value does not decode; skipped").pipe(
+                      Effect.annotateLogs({ key }),
+                      Effect.andThen(release)
+                    )
+              }
+              results.set(key, Option.some(decoded.value))
+              if (lease?._tag !== "Acquired") return Effect.void
+              const encoded = codec.encode(decoded.value)
+              if (Exit.isFailure(encoded)) return Effect.ignore(store.release(key, token))
+              return Effect.map(guardedRead(store.fill(key, token, encoded.value, options), undefined), countFill)
+            },
+            { concurrency: "unbounded", discard: true }
+          )
         }
         return results
       }).pipe(
@@ -640,19 +657,21 @@ export const make = (options: CacheOptions = {}): Effect.Effect<Cache["Service"]
           // Unregister every key first: a caller woken by one key's result must not join another key's flight
           // of this (finished) batch.
           for (const [key, flight] of led) if (flights.get(key) === flight) flights.delete(key)
-          return Effect.forEach(led, ([key, flight]) =>
-            Deferred.done(
-              flight.result,
-              Exit.isSuccess(exit) ? Exit.succeed(exit.value.get(key) ?? Option.none()) : Exit.failCause(exit.cause)
-            ), { discard: true })
+          return Effect.forEach(
+            led,
+            ([key, flight]) =>
+              Deferred.done(
+                flight.result,
+                Exit.isSuccess(exit) ? Exit.succeed(exit.value.get(key) ?? Option.none()) : Exit.failCause(exit.cause)
+              ),
+            { discard: true }
+          )
         })
       )
 
     /** Publishes a key invalidation after `effect`, when there are peers to tell. */
     const announceKey = <A, E>(key: string, effect: Effect.Effect<A, E>): Effect.Effect<A, E> =>
-      publisher === undefined
-        ? effect
-        : Effect.tap(effect, () => publisher.publish({ invalidation_type: "key", key }))
+      publisher === undefined ? effect : Effect.tap(effect, () => publisher.publish({ invalidation_type: "key", key }))
 
     const deleted = (removed: number): DeleteOutcome => ({ _tag: "Deleted", removed })
     const deferred = (error: CacheStoreError): DeleteOutcome => ({ _tag: "Pending", error })
@@ -681,9 +700,9 @@ export const make = (options: CacheOptions = {}): Effect.Effect<Cache["Service"]
           }
           return Glob.matchesEverything(target.pattern) && target.all !== true
             ? new InvalidPatternError({
-              pattern: target.pattern,
-              message: "this pattern matches every key: pass all: true to invalidate everything"
-            })
+                pattern: target.pattern,
+                message: "this pattern matches every key: pass all: true to invalidate everything"
+              })
             : undefined
         case "tag":
           return target.tags.length === 0 || target.tags.some((tag) => tag.length === 0)

@@ -11,13 +11,16 @@ import type { InvalidationEvent, Target } from "../src/InvalidationEvent.ts"
 import * as Metrics from "./Metrics.ts"
 
 /** The publishing side of sync. */
-export class Publisher extends Context.Service<Publisher, {
-  readonly instanceId: string
-  /** Publishes `target` as the next event; waits for the bus to accept it, at most `awaitMs`. Never fails. */
-  readonly publish: (target: Target) => Effect.Effect<void>
-  /** Waits until every event queued so far has been accepted by the bus. */
-  readonly drain: Effect.Effect<void>
-}>()("embedded-cache/Publisher") {}
+export class Publisher extends Context.Service<
+  Publisher,
+  {
+    readonly instanceId: string
+    /** Publishes `target` as the next event; waits for the bus to accept it, at most `awaitMs`. Never fails. */
+    readonly publish: (target: Target) => Effect.Effect<void>
+    /** Waits until every event queued so far has been accepted by the bus. */
+    readonly drain: Effect.Effect<void>
+  }
+>()("embedded-cache/Publisher") {}
 
 /** How patient to be. */
 export interface PublisherOptions {
@@ -37,7 +40,7 @@ const retryForever = Schedule.min([Schedule.exponential("50 millis", 2), Schedul
 
 /** Builds the publisher over the bus in context; its sender fiber lives in the scope. */
 export const make = (options: PublisherOptions = {}) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const bus = yield* InvalidationBus
     const queue = yield* Queue.unbounded<Outgoing>()
     const batchSize = options.batchSize ?? 10
@@ -79,8 +82,8 @@ export const make = (options: PublisherOptions = {}) =>
             done._tag === "Some"
               ? Effect.void
               : Effect.logWarning("the bus has not accepted an invalidation yet; still retrying").pipe(
-                Effect.annotateLogs({ seq: event.seq })
-              )
+                  Effect.annotateLogs({ seq: event.seq })
+                )
           )
         )
       })
@@ -88,7 +91,7 @@ export const make = (options: PublisherOptions = {}) =>
     return Publisher.of({
       instanceId: bus.instanceId,
       publish,
-      drain: Effect.suspend(() => last === undefined ? Effect.void : Deferred.await(last))
+      drain: Effect.suspend(() => (last === undefined ? Effect.void : Deferred.await(last)))
     })
   })
 

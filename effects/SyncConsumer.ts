@@ -45,11 +45,14 @@ export interface SyncStats {
 }
 
 /** The running consumer. */
-export class SyncConsumer extends Context.Service<SyncConsumer, {
-  readonly stats: Effect.Effect<SyncStats>
-  /** Runs the gap and silence checks now (they also run every `checkInterval`). */
-  readonly check: Effect.Effect<void>
-}>()("embedded-cache/SyncConsumer") {}
+export class SyncConsumer extends Context.Service<
+  SyncConsumer,
+  {
+    readonly stats: Effect.Effect<SyncStats>
+    /** Runs the gap and silence checks now (they also run every `checkInterval`). */
+    readonly check: Effect.Effect<void>
+  }
+>()("embedded-cache/SyncConsumer") {}
 
 const decode = Schema.decodeUnknownExit(InvalidationEventJson)
 
@@ -68,7 +71,7 @@ const targetOf = (event: InvalidationEvent): Target => {
 
 /** Starts consuming this instance's deliveries in the scope. */
 export const make = (options: SyncOptions = {}) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const cache = yield* Cache
     const bus = yield* InvalidationBus
     const store = yield* CacheStore
@@ -83,7 +86,7 @@ export const make = (options: SyncOptions = {}) =>
     let lastFlush = startedAt
 
     const flush = (reason: Metrics.FlushReason, detail: object) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         stats.flushes++
         lastFlush = yield* Clock.currentTimeMillis
         yield* Effect.logWarning("continuity with peers lost: flushing the local cache").pipe(
@@ -94,7 +97,7 @@ export const make = (options: SyncOptions = {}) =>
       })
 
     const handle = (delivery: Delivery) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         stats.received++
         yield* Metric.update(Metrics.eventsReceived, 1)
         const decoded = decode(delivery.body)
@@ -132,10 +135,11 @@ export const make = (options: SyncOptions = {}) =>
         Effect.catchTag("BusError", (error) =>
           Effect.logWarning("acknowledging a delivery failed; it will be redelivered and deduplicated").pipe(
             Effect.annotateLogs({ error: error.message })
-          ))
+          )
+        )
       )
 
-    const check = Effect.gen(function*() {
+    const check = Effect.gen(function* () {
       const now = yield* Clock.currentTimeMillis
       const gaps = seqs.gaps(now)
       if (gaps.length > 0) yield* flush("seq-gap", { sources: gaps.join(",") })
@@ -156,10 +160,7 @@ export const make = (options: SyncOptions = {}) =>
       Effect.retry(Schedule.spaced("1 second")),
       Effect.forkScoped
     )
-    yield* check.pipe(
-      Effect.repeat(Schedule.spaced(options.checkInterval ?? "1 second")),
-      Effect.forkScoped
-    )
+    yield* check.pipe(Effect.repeat(Schedule.spaced(options.checkInterval ?? "1 second")), Effect.forkScoped)
 
     return SyncConsumer.of({ stats: Effect.sync(() => ({ ...stats })), check })
   })

@@ -91,7 +91,7 @@ const fail = (tally: Tally, key: string, message: string) => {
 
 /** Sets up a run: the tally and the function that warms one batch of valid, distinct keys. */
 const start = <A>(options: WarmOptions<A>) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const cache = yield* Cache
     const source = yield* DataSource
     const concurrency = Math.max(1, options.concurrency ?? 8)
@@ -118,9 +118,13 @@ const start = <A>(options: WarmOptions<A>) =>
           Effect.map(slots.withPermits(1)(load(batch)), (loaded) => {
             for (const key of loaded.keys()) found.add(key)
             return loaded
-          }).pipe(Effect.ensuring(Effect.sync(() => {
-            for (const key of batch) asked.add(key)
-          })))
+          }).pipe(
+            Effect.ensuring(
+              Effect.sync(() => {
+                for (const key of batch) asked.add(key)
+              })
+            )
+          )
       }
       return cache.getMany(keys, loadOptions).pipe(
         Effect.provideService(DataSource, recording),
@@ -170,7 +174,7 @@ const start = <A>(options: WarmOptions<A>) =>
       })
 
     const warmBatch = (keys: ReadonlyArray<string>): Effect.Effect<void> =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const failure = yield* attempt(keys, source.loadMany)
         if (failure !== undefined) {
           yield* Effect.logWarning("warm batch failed; loading its keys one by one").pipe(
@@ -217,7 +221,8 @@ const start = <A>(options: WarmOptions<A>) =>
             failed: r.failed,
             durationMs: r.durationMs
           })
-        ))
+        )
+      )
 
     return { admit, warmBatch, concurrency, report, logged }
   })
@@ -232,7 +237,7 @@ export const warm = <A = unknown>(
   keys: Iterable<string>,
   options: WarmOptions<A> = {}
 ): Effect.Effect<WarmReport, never, Cache | DataSource> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const run = yield* start(options)
     const valid = [...keys].filter(run.admit)
     const size = batchSizeOf(options as WarmOptions<unknown>)
@@ -250,7 +255,7 @@ export const warmByPattern = <A = unknown>(
   pattern: string,
   options: WarmOptions<A> = {}
 ): Effect.Effect<WarmReport, KeyListingUnsupportedError | LoadError, Cache | DataSource> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const source = yield* DataSource
     if (source.keys === undefined) {
       return yield* new KeyListingUnsupportedError({
@@ -268,7 +273,8 @@ export const warmByPattern = <A = unknown>(
         Effect.flatMap(run.report, (r) =>
           Effect.logWarning("warm by pattern stopped: listing keys failed").pipe(
             Effect.annotateLogs({ pattern, error: error.message, warmed: r.warmed, failed: r.failed })
-          ))
+          )
+        )
       )
     )
     return yield* run.logged("warm by pattern", { pattern })

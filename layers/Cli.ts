@@ -23,7 +23,7 @@ export const redisServerOnPath = (): boolean => spawnSync("redis-server", ["--ve
 
 /** The store layer the configuration asks for, resolving `auto` (the embedded server comes with it). */
 const storeFromConfig = (config: CacheConfig.CacheConfig, instanceId: string) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     let kind = config.store
     if (kind === "auto") {
       kind = redisServerOnPath() ? "embedded" : "memory"
@@ -42,20 +42,24 @@ const storeFromConfig = (config: CacheConfig.CacheConfig, instanceId: string) =>
         return RedisStore.layer({ connection: config.redisUrl.value })
       default: {
         const dataDir = Option.getOrElse(config.dataDir, () => path.join(".embedded-cache", instanceId))
-        return RedisStore.layerEmbedded().pipe(Layer.provideMerge(EmbeddedRedisServer.layer({
-          dataDir,
-          maxmemory: config.maxmemory,
-          evictionPolicy: config.evictionPolicy,
-          persistence: config.persistence,
-          appendfsync: config.appendfsync
-        })))
+        return RedisStore.layerEmbedded().pipe(
+          Layer.provideMerge(
+            EmbeddedRedisServer.layer({
+              dataDir,
+              maxmemory: config.maxmemory,
+              evictionPolicy: config.evictionPolicy,
+              persistence: config.persistence,
+              appendfsync: config.appendfsync
+            })
+          )
+        )
       }
     }
   })
 
 /** The bus layer the configuration asks for, if any. */
 const busFromConfig = (config: CacheConfig.CacheConfig, instanceId: string) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     if (config.bus === "none") return undefined
     if (Option.isNone(config.snsTopicArn) && Option.isNone(config.snsTopicName)) {
       return yield* new CacheConfig.InvalidConfigError({
@@ -73,16 +77,18 @@ const busFromConfig = (config: CacheConfig.CacheConfig, instanceId: string) =>
   })
 
 /** The cache the configuration asks for: its store, and its bus when instances are synchronised. */
-export const layerFromConfig = Layer.unwrap(Effect.gen(function*() {
-  const config = yield* CacheConfig.CacheConfig
-  const instanceId = Option.getOrElse(config.instanceId, () => `${os.hostname()}-${process.pid}`)
-  const cache: Cache.CacheOptions = { defaultTtl: `${config.defaultTtlSeconds} seconds` }
-  const store = yield* storeFromConfig(config, instanceId)
-  const bus = yield* busFromConfig(config, instanceId)
-  return bus === undefined
-    ? Cache.layer(cache).pipe(Layer.provideMerge(store))
-    : CacheLayers.layerSynced({ store, bus, cache })
-}))
+export const layerFromConfig = Layer.unwrap(
+  Effect.gen(function* () {
+    const config = yield* CacheConfig.CacheConfig
+    const instanceId = Option.getOrElse(config.instanceId, () => `${os.hostname()}-${process.pid}`)
+    const cache: Cache.CacheOptions = { defaultTtl: `${config.defaultTtlSeconds} seconds` }
+    const store = yield* storeFromConfig(config, instanceId)
+    const bus = yield* busFromConfig(config, instanceId)
+    return bus === undefined
+      ? Cache.layer(cache).pipe(Layer.provideMerge(store))
+      : CacheLayers.layerSynced({ store, bus, cache })
+  })
+)
 
 const sweepQueues = Command.make(
   "sweep-queues",
@@ -97,7 +103,7 @@ const sweepQueues = Command.make(
     ),
     topicArn: Flag.String("topic-arn").pipe(Flag.withDescription("unsubscribe orphans from this topic"), Flag.optional)
   },
-  Effect.fnUntraced(function*({ prefix, olderThan, topicArn }) {
+  Effect.fnUntraced(function* ({ prefix, olderThan, topicArn }) {
     const swept = yield* SnsSqsBus.sweepOrphanQueues({
       prefix,
       olderThan: `${olderThan} minutes`,
@@ -110,19 +116,22 @@ const sweepQueues = Command.make(
 const serve = Command.make(
   "serve",
   {},
-  Effect.fnUntraced(function*() {
-    const store = yield* CacheStore
-    const info = yield* store.info
-    const embedded = yield* Effect.serviceOption(EmbeddedRedis)
-    yield* Effect.logInfo("embedded-cache is serving").pipe(
-      Effect.annotateLogs({
-        store: info.kind,
-        maxmemory: info.maxMemory,
-        socket: Option.match(embedded, { onNone: () => "none", onSome: (server) => server.socketPath })
-      })
-    )
-    return yield* Effect.never
-  }, (effect) => Effect.provide(effect, layerFromConfig))
+  Effect.fnUntraced(
+    function* () {
+      const store = yield* CacheStore
+      const info = yield* store.info
+      const embedded = yield* Effect.serviceOption(EmbeddedRedis)
+      yield* Effect.logInfo("embedded-cache is serving").pipe(
+        Effect.annotateLogs({
+          store: info.kind,
+          maxmemory: info.maxMemory,
+          socket: Option.match(embedded, { onNone: () => "none", onSome: (server) => server.socketPath })
+        })
+      )
+      return yield* Effect.never
+    },
+    (effect) => Effect.provide(effect, layerFromConfig)
+  )
 ).pipe(Command.withDescription("Run the cache sidecar until SIGTERM or SIGINT"))
 
 /** The root command with its subcommands. */

@@ -51,13 +51,13 @@ const invalidConfig = (message: string, cause?: unknown) =>
 
 const errorCode = (error: unknown): string | undefined => (error as NodeJS.ErrnoException | undefined)?.code
 
-const errorMessage = (error: unknown): string => error instanceof Error ? error.message : String(error)
+const errorMessage = (error: unknown): string => (error instanceof Error ? error.message : String(error))
 
 // ---------------------------------------------------------------------------------------------------------------
 // data dir and configuration
 
 /** Checks the config, then creates the data dir (or tightens an existing one) with mode 0700. */
-const prepareDataDir = Effect.fnUntraced(function*(config: EmbeddedRedis.EmbeddedRedisConfig) {
+const prepareDataDir = Effect.fnUntraced(function* (config: EmbeddedRedis.EmbeddedRedisConfig) {
   // An empty dataDir would resolve to the working directory, which must not be chmodded to 0700.
   if (config.dataDir.trim() === "") return yield* invalidConfig("dataDir is empty")
   const paths = pathsOf(path.resolve(config.dataDir))
@@ -87,7 +87,7 @@ const prepareDataDir = Effect.fnUntraced(function*(config: EmbeddedRedis.Embedde
 
 /** A redis.conf string argument: double-quoted, with the escapes Redis's config parser understands. */
 const quote = (value: string): string =>
-  `"${value.replace(/[\\"\n\r\t]/g, (c) => c === "\n" ? "\\n" : c === "\r" ? "\\r" : c === "\t" ? "\\t" : `\\${c}`)}"`
+  `"${value.replace(/[\\"\n\r\t]/g, (c) => (c === "\n" ? "\\n" : c === "\r" ? "\\r" : c === "\t" ? "\\t" : `\\${c}`))}"`
 
 /** The generated redis.conf of a data directory. */
 const renderConfig = (config: EmbeddedRedis.EmbeddedRedisConfig, paths: Paths, maxmemory: number): string => {
@@ -154,8 +154,10 @@ const readPid = (file: string): number | undefined => {
 /** Whether `pid` is a redis-server running in `dataDir` (Redis chdirs to its `dir`), i.e. one of this directory's. */
 const isServerOf = (pid: number, dataDir: string): boolean => {
   try {
-    return fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("redis-server") &&
+    return (
+      fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("redis-server") &&
       fs.readlinkSync(`/proc/${pid}/cwd`) === dataDir
+    )
   } catch {
     return false
   }
@@ -179,7 +181,7 @@ const sendSignal = (pid: number, name: NodeJS.Signals) =>
   })
 
 /** Stops the redis-server a dead lock owner left running in the data dir, if there is one. */
-const stopOrphan = Effect.fnUntraced(function*(paths: Paths) {
+const stopOrphan = Effect.fnUntraced(function* (paths: Paths) {
   const pid = readPid(paths.pidfile)
   if (pid === undefined || pid === process.pid || !isAlive(pid) || !isServerOf(pid, paths.dataDir)) return
   yield* Effect.logWarning(`stopping redis-server ${pid}, orphaned in ${paths.dataDir} by the dead lock owner`)
@@ -208,24 +210,26 @@ const tryCreateLock = (paths: Paths) =>
     catch: (cause) => cause
   }).pipe(
     Effect.catch((cause) =>
-      errorCode(cause) === "EEXIST" ? Effect.succeed(false) : Effect.fail(
-        new EmbeddedRedis.RedisServerError({
-          reason: "StartFailed",
-          message: `cannot create the lock ${paths.lock}: ${errorMessage(cause)}`,
-          cause
-        })
-      )
+      errorCode(cause) === "EEXIST"
+        ? Effect.succeed(false)
+        : Effect.fail(
+            new EmbeddedRedis.RedisServerError({
+              reason: "StartFailed",
+              message: `cannot create the lock ${paths.lock}: ${errorMessage(cause)}`,
+              cause
+            })
+          )
     )
   )
 
 /** Takes the data dir lock, recovering it (and stopping an orphaned server) if its owner has died. */
-const takeLock = Effect.fnUntraced(function*(paths: Paths) {
-  for (let attempt = 0;; attempt++) {
+const takeLock = Effect.fnUntraced(function* (paths: Paths) {
+  for (let attempt = 0; ; attempt++) {
     if (yield* tryCreateLock(paths)) return
     const owner = readPid(paths.lock)
     // An unreadable lock younger than a second is being written by its creator right now.
-    const fresh = owner === undefined &&
-      Date.now() - (fs.statSync(paths.lock, { throwIfNoEntry: false })?.mtimeMs ?? 0) < 1000
+    const fresh =
+      owner === undefined && Date.now() - (fs.statSync(paths.lock, { throwIfNoEntry: false })?.mtimeMs ?? 0) < 1000
     if ((owner !== undefined && isAlive(owner)) || fresh || attempt > 0) {
       return yield* new EmbeddedRedis.RedisServerError({
         reason: "Locked",
@@ -321,24 +325,27 @@ const spawnServer = (binary: string, paths: Paths) =>
     // Stays attached: a later 'error' (a failed kill) must not become an uncaught exception; resume only counts once.
     child.on("error", (cause) => {
       process.removeListener("exit", stopOnExit)
-      resume(Effect.fail(
-        errorCode(cause) === "ENOENT"
-          ? new EmbeddedRedis.RedisServerError({
-            reason: "BinaryNotFound",
-            message: binary === "redis-server"
-              ? "redis-server was not found on PATH: install it (Debian: apt-get install redis-server) or use the memory store"
-              : `${binary} was not found: install redis-server (Debian: apt-get install redis-server) or use the memory store`,
-            cause
-          })
-          : startFailed(`cannot spawn ${binary}: ${errorMessage(cause)}`, undefined, cause)
-      ))
+      resume(
+        Effect.fail(
+          errorCode(cause) === "ENOENT"
+            ? new EmbeddedRedis.RedisServerError({
+                reason: "BinaryNotFound",
+                message:
+                  binary === "redis-server"
+                    ? "redis-server was not found on PATH: install it (Debian: apt-get install redis-server) or use the memory store"
+                    : `${binary} was not found: install redis-server (Debian: apt-get install redis-server) or use the memory store`,
+                cause
+              })
+            : startFailed(`cannot spawn ${binary}: ${errorMessage(cause)}`, undefined, cause)
+        )
+      )
     })
     child.once("spawn", () => resume(Effect.succeed({ pid: child.pid!, child, exited, logTail: log.text })))
     return Effect.sync(() => child.kill("SIGKILL"))
   })
 
 /** Stops the server gracefully: SIGTERM (Redis saves its RDB and flushes its AOF), then SIGKILL after a timeout. */
-const stopServer = Effect.fnUntraced(function*(server: Server) {
+const stopServer = Effect.fnUntraced(function* (server: Server) {
   if (Deferred.isDoneUnsafe(server.exited)) return
   server.child.kill("SIGTERM")
   const stopped = yield* Deferred.await(server.exited).pipe(Effect.timeoutOption(stopTimeoutMs))
@@ -371,8 +378,8 @@ const ping = (socketPath: string) =>
         line === "+PONG"
           ? Effect.succeed(true)
           : line.startsWith("-LOADING")
-          ? Effect.succeed(false)
-          : Effect.fail(startFailed(`redis-server answered PING with ${JSON.stringify(line)}`))
+            ? Effect.succeed(false)
+            : Effect.fail(startFailed(`redis-server answered PING with ${JSON.stringify(line)}`))
       )
     })
     socket.on("error", (cause) =>
@@ -380,7 +387,8 @@ const ping = (socketPath: string) =>
         notListeningYet.has(errorCode(cause) ?? "")
           ? Effect.succeed(false)
           : Effect.fail(startFailed(`cannot connect to ${socketPath}: ${errorMessage(cause)}`, undefined, cause))
-      ))
+      )
+    )
     socket.once("close", () => finish(Effect.succeed(false)))
     return Effect.sync(() => socket.destroy())
   })
@@ -411,7 +419,7 @@ class ServerDied extends Data.TaggedError("ServerDied")<{ readonly pid: number }
 // the service
 
 /** Starts and supervises the server for `config`; it is stopped and the data dir unlocked when the scope closes. */
-export const make = Effect.fn("EmbeddedRedisServer.make")(function*(
+export const make = Effect.fn("EmbeddedRedisServer.make")(function* (
   config: EmbeddedRedis.EmbeddedRedisConfig
 ): Effect.fn.Return<EmbeddedRedis.EmbeddedRedis["Service"], EmbeddedRedis.RedisServerError, Scope.Scope> {
   const { maxmemory, paths } = yield* prepareDataDir(config)
@@ -426,7 +434,7 @@ export const make = Effect.fn("EmbeddedRedisServer.make")(function*(
   const ready = yield* Latch.make(false)
 
   /** Spawns a server into the current scope (which stops it) and waits until it answers PING. */
-  const startServer = Effect.fnUntraced(function*(isRestart: boolean) {
+  const startServer = Effect.fnUntraced(function* (isRestart: boolean) {
     yield* Effect.try({
       try: () => fs.rmSync(paths.socket, { force: true }),
       catch: (cause) =>
@@ -441,21 +449,25 @@ export const make = Effect.fn("EmbeddedRedisServer.make")(function*(
   })
 
   /** Waits for a running server to exit, which it only does unasked: shutdown interrupts this wait first. */
-  const watch = Effect.fnUntraced(
-    function*({ readyAt, server }: { readonly server: Server; readonly readyAt: number }) {
-      const status = yield* Deferred.await(server.exited).pipe(
-        Effect.ensuring(Effect.andThen(ready.close, Ref.set(pid, undefined)))
-      )
-      const uptimeMs = Date.now() - readyAt
-      const tail = server.logTail().split("\n").slice(-5).join("\n")
-      yield* Effect.logWarning(
-        `redis-server ${server.pid} exited unexpectedly (${describeExit(status)}) after ${uptimeMs} ms; restarting` +
-          (tail === "" ? "" : `\nlast log lines:\n${tail}`)
-      )
-      // A death after a long healthy run ends normally, so the restart after it starts the backoff afresh.
-      if (uptimeMs < stableAfterMs) return yield* new ServerDied({ pid: server.pid })
-    }
-  )
+  const watch = Effect.fnUntraced(function* ({
+    readyAt,
+    server
+  }: {
+    readonly server: Server
+    readonly readyAt: number
+  }) {
+    const status = yield* Deferred.await(server.exited).pipe(
+      Effect.ensuring(Effect.andThen(ready.close, Ref.set(pid, undefined)))
+    )
+    const uptimeMs = Date.now() - readyAt
+    const tail = server.logTail().split("\n").slice(-5).join("\n")
+    yield* Effect.logWarning(
+      `redis-server ${server.pid} exited unexpectedly (${describeExit(status)}) after ${uptimeMs} ms; restarting` +
+        (tail === "" ? "" : `\nlast log lines:\n${tail}`)
+    )
+    // A death after a long healthy run ends normally, so the restart after it starts the backoff afresh.
+    if (uptimeMs < stableAfterMs) return yield* new ServerDied({ pid: server.pid })
+  })
 
   // Restarts are immediate after a healthy run, then back off while the server keeps dying or failing to start.
   const restartForever = startServer(true).pipe(

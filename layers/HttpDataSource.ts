@@ -106,20 +106,23 @@ const transportFailure = (error: HttpClientError.HttpClientError): AttemptFailed
 export const make = (
   options: HttpDataSourceOptions
 ): Effect.Effect<DataSourceShape, InvalidSourceOptionsError, HttpClient.HttpClient> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const retries = options.retries ?? 2
     const concurrency = options.concurrency ?? 16
     const batchSize = options.batchSize ?? 100
     const timeoutMs = Duration.toMillis(options.timeout ?? "2 seconds")
-    const invalid = checkTemplate("urlTemplate", options.urlTemplate, "{key}") ??
+    const invalid =
+      checkTemplate("urlTemplate", options.urlTemplate, "{key}") ??
       (options.batchUrl === undefined ? undefined : checkTemplate("batchUrl", options.batchUrl, "{keys}")) ??
       checkCount("retries", retries, 0) ??
       checkCount("concurrency", concurrency, 1) ??
       checkCount("batchSize", batchSize, 1) ??
-      (timeoutMs > 0 ? undefined : new InvalidSourceOptionsError({
-        option: "timeout",
-        message: "timeout must be longer than zero"
-      }))
+      (timeoutMs > 0
+        ? undefined
+        : new InvalidSourceOptionsError({
+            option: "timeout",
+            message: "timeout must be longer than zero"
+          }))
     if (invalid !== undefined) return yield* invalid
 
     const client = yield* HttpClient.HttpClient
@@ -154,8 +157,8 @@ export const make = (
     const request = (url: string, key: string, what: string): Effect.Effect<Answer, LoadError> =>
       attempt(url).pipe(
         Effect.retry({ schedule: backoff, times: retries, while: (failure) => failure.retryable }),
-        Effect.mapError((failure) =>
-          new LoadError({ key, message: `GET ${what} failed: ${failure.message}`, cause: failure.cause })
+        Effect.mapError(
+          (failure) => new LoadError({ key, message: `GET ${what} failed: ${failure.message}`, cause: failure.cause })
         )
       )
 
@@ -236,5 +239,6 @@ export const layerConfig: Layer.Layer<DataSource, Config.ConfigError | InvalidSo
       urlTemplate: config.urlTemplate,
       timeout: Option.getOrUndefined(config.timeoutMs),
       concurrency: Option.getOrUndefined(config.concurrency)
-    }))
+    })
+  )
 )

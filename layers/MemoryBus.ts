@@ -57,7 +57,7 @@ const encodeEvent = Schema.encodeSync(InvalidationEventJson)
 
 /** Makes a hub; redelivery timers run in the scope. */
 export const makeHub = (options: HubOptions): Effect.Effect<MemoryHub, never, Scope.Scope> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const scope = yield* Effect.scope
     const inboxes = new Map<string, Inbox>()
     const visibilityMs = options.visibilityTimeoutMs ?? 30_000
@@ -85,7 +85,7 @@ export const makeHub = (options: HubOptions): Effect.Effect<MemoryHub, never, Sc
     const take = (inbox: Inbox, index: number): HeldMessage | undefined => inbox.held.splice(index, 1)[0]
 
     const receive = (instanceId: string, inbox: Inbox): Effect.Effect<Delivery> =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const message = yield* Queue.take(inbox.ready)
         inbox.lastContact = yield* Clock.currentTimeMillis
         const receiveCount = (inbox.receives.get(message.id) ?? 0) + 1
@@ -94,7 +94,7 @@ export const makeHub = (options: HubOptions): Effect.Effect<MemoryHub, never, Sc
         // Not acknowledged in time: back on the queue, as SQS makes it visible again.
         yield* Effect.sleep(visibilityMs).pipe(
           Effect.andThen(
-            Effect.suspend(() => inbox.unacked.has(message.id) ? Queue.offer(inbox.ready, message) : Effect.void)
+            Effect.suspend(() => (inbox.unacked.has(message.id) ? Queue.offer(inbox.ready, message) : Effect.void))
           ),
           Effect.forkIn(scope)
         )
@@ -131,16 +131,20 @@ export const makeHub = (options: HubOptions): Effect.Effect<MemoryHub, never, Sc
           instanceId,
           queueCreated: busOptions?.queueCreated ?? false,
           publish: (events) =>
-            Effect.forEach(events, (event) => {
-              const body = encodeEvent(event)
-              return Effect.forEach(
-                [...inboxes].filter(([id]) => id !== instanceId),
-                ([, other]) => enqueue(other, { id: nextId++, body }),
-                { discard: true }
-              )
-            }, { discard: true }),
+            Effect.forEach(
+              events,
+              (event) => {
+                const body = encodeEvent(event)
+                return Effect.forEach(
+                  [...inboxes].filter(([id]) => id !== instanceId),
+                  ([, other]) => enqueue(other, { id: nextId++, body }),
+                  { discard: true }
+                )
+              },
+              { discard: true }
+            ),
           deliveries: Stream.fromEffectRepeat(
-            Effect.suspend(() => inbox.connected ? receive(instanceId, inbox) : Effect.never)
+            Effect.suspend(() => (inbox.connected ? receive(instanceId, inbox) : Effect.never))
           ),
           lastContact: Effect.suspend(() =>
             inbox.connected

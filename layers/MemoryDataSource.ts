@@ -31,7 +31,7 @@ export const make = (
   entries: Iterable<readonly [string, unknown]> | Readonly<Record<string, unknown>>
 ): MemoryDataSource => {
   const data = new Map<string, unknown>(
-    Symbol.iterator in entries ? entries as Iterable<readonly [string, unknown]> : Object.entries(entries)
+    Symbol.iterator in entries ? (entries as Iterable<readonly [string, unknown]>) : Object.entries(entries)
   )
   const failing = new Set<string>()
   const batches: Array<ReadonlyArray<string>> = []
@@ -73,7 +73,7 @@ export const layer = (
 ): Layer.Layer<DataSource> => {
   // Snapshot once, so a one-shot iterator gives every build of the layer the same entries.
   const snapshot = [
-    ...(Symbol.iterator in entries ? entries as Iterable<readonly [string, unknown]> : Object.entries(entries))
+    ...(Symbol.iterator in entries ? (entries as Iterable<readonly [string, unknown]>) : Object.entries(entries))
   ]
   return Layer.sync(DataSource, () => make(snapshot).source)
 }

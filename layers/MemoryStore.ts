@@ -124,7 +124,7 @@ export const make: Effect.Effect<CacheStore["Service"]> = Effect.sync(() => {
   const record = (key: string, keyTags: ReadonlyArray<string>, expiresAt: number, now: number) => {
     for (const tag of keyTags) {
       let index = tags.get(tag)
-      if (index === undefined) tags.set(tag, index = new Map())
+      if (index === undefined) tags.set(tag, (index = new Map()))
       index.set(key, expiresAt)
       prune(tag, index, now)
     }
@@ -265,12 +265,15 @@ export const make: Effect.Effect<CacheStore["Service"]> = Effect.sync(() => {
     setAdd: (key, members, options) =>
       withNow((now) => {
         if (members.length === 0) return Effect.succeed(0)
-        return Effect.map(collection("setAdd", key, "set", now, () => ({ type: "set", value: new Set() })), (slot) => {
-          const before = slot.data.value.size
-          for (const member of members) slot.data.value.add(member)
-          touch(key, slot, slot.data.value.size, now, options)
-          return slot.data.value.size - before
-        })
+        return Effect.map(
+          collection("setAdd", key, "set", now, () => ({ type: "set", value: new Set() })),
+          (slot) => {
+            const before = slot.data.value.size
+            for (const member of members) slot.data.value.add(member)
+            touch(key, slot, slot.data.value.size, now, options)
+            return slot.data.value.size - before
+          }
+        )
       }),
     setHas: (key, member) =>
       withNow((now) => {
@@ -310,11 +313,14 @@ export const make: Effect.Effect<CacheStore["Service"]> = Effect.sync(() => {
             ? Effect.succeed(slot.data.value.length)
             : Effect.fail(wrongType("listPush", key))
         }
-        return Effect.map(collection("listPush", key, "list", now, () => ({ type: "list", value: [] })), (slot) => {
-          slot.data.value.push(...values)
-          touch(key, slot, slot.data.value.length, now, options)
-          return slot.data.value.length
-        })
+        return Effect.map(
+          collection("listPush", key, "list", now, () => ({ type: "list", value: [] })),
+          (slot) => {
+            slot.data.value.push(...values)
+            touch(key, slot, slot.data.value.length, now, options)
+            return slot.data.value.length
+          }
+        )
       }),
     listRange: (key, start, stop) =>
       withNow((now) => {
@@ -328,7 +334,7 @@ export const make: Effect.Effect<CacheStore["Service"]> = Effect.sync(() => {
     deletePattern: (pattern) =>
       syncNow((now) => {
         let removed = 0
-        for (const key of [...slots.keys()]) if (Glob.matches(pattern, key) && remove(key, now)) removed++
+        for (const key of slots.keys()) if (Glob.matches(pattern, key) && remove(key, now)) removed++
         return removed
       }),
     deleteTagged: (deleteTags) =>
@@ -337,7 +343,7 @@ export const make: Effect.Effect<CacheStore["Service"]> = Effect.sync(() => {
         for (const tag of deleteTags) {
           const index = tags.get(tag)
           if (index === undefined) continue
-          for (const key of [...index.keys()]) if (carries(key, tag, now) && remove(key, now)) removed++
+          for (const key of index.keys()) if (carries(key, tag, now) && remove(key, now)) removed++
           tags.delete(tag)
         }
         return removed

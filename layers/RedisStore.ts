@@ -51,10 +51,15 @@ const reasonOf = (cause: unknown): StoreFailure => {
   if (message.startsWith("WRONGTYPE") || message.includes("WRONGTYPE")) return "WrongType"
   if (message === "Command timed out") return "Timeout"
   if (
-    message.includes("enableOfflineQueue") || message.includes("Connection is closed") ||
-    message.includes("ECONNREFUSED") || message.includes("ENOENT") || message.includes("ECONNRESET") ||
-    message.includes("EPIPE") || message.includes("LOADING")
-  ) return "Unavailable"
+    message.includes("enableOfflineQueue") ||
+    message.includes("Connection is closed") ||
+    message.includes("ECONNREFUSED") ||
+    message.includes("ENOENT") ||
+    message.includes("ECONNRESET") ||
+    message.includes("EPIPE") ||
+    message.includes("LOADING")
+  )
+    return "Unavailable"
   return "Unknown"
 }
 
@@ -102,31 +107,34 @@ class Watchdog {
  * Runs ioredis calls as Effects, converting their failures once, here, and feeding the watchdog; `then`
  * continues with the reply inside the same callback (no extra step on the hot path).
  */
-const makeCall = (watchdog: Watchdog) =>
-<A, B = A>(
-  operation: string,
-  key: string | undefined,
-  f: () => Promise<A>,
-  then: (value: A) => Effect.Effect<B, CacheStoreError> = Effect.succeed as never
-): Effect.Effect<B, CacheStoreError> =>
-  Effect.callback<B, CacheStoreError>((resume) => {
-    watchdog.issued++
-    f().then(
-      (value) => {
-        watchdog.completed++
-        resume(then(value))
-      },
-      (cause) => {
-        watchdog.completed++
-        const error = failure(operation, key, cause)
-        resume(Effect.fail(
-          error.reason === "Unavailable" && watchdog.justFired(Date.now())
-            ? new CacheStoreError({ operation, key, reason: "Timeout", cause })
-            : error
-        ))
-      }
-    )
-  })
+const makeCall =
+  (watchdog: Watchdog) =>
+  <A, B = A>(
+    operation: string,
+    key: string | undefined,
+    f: () => Promise<A>,
+    then: (value: A) => Effect.Effect<B, CacheStoreError> = Effect.succeed as never
+  ): Effect.Effect<B, CacheStoreError> =>
+    Effect.callback<B, CacheStoreError>((resume) => {
+      watchdog.issued++
+      f().then(
+        (value) => {
+          watchdog.completed++
+          resume(then(value))
+        },
+        (cause) => {
+          watchdog.completed++
+          const error = failure(operation, key, cause)
+          resume(
+            Effect.fail(
+              error.reason === "Unavailable" && watchdog.justFired(Date.now())
+                ? new CacheStoreError({ operation, key, reason: "Timeout", cause })
+                : error
+            )
+          )
+        }
+      )
+    })
 
 /** Fails with the first error of a MULTI/EXEC reply, if any. */
 const checkExec = (operation: string, replies: Array<[Error | null, unknown]> | null) => {
@@ -182,7 +190,7 @@ const absent: Effect.Effect<undefined> = Effect.succeed(undefined)
 const done = (): Effect.Effect<void> => Effect.void
 
 /** Connects, loads the scripts, and builds the store; the connection closes with the scope. */
-export const make = Effect.fnUntraced(function*(options: RedisStoreOptions) {
+export const make = Effect.fnUntraced(function* (options: RedisStoreOptions) {
   const settings = {
     lazyConnect: true,
     enableOfflineQueue: false,
@@ -211,20 +219,21 @@ export const make = Effect.fnUntraced(function*(options: RedisStoreOptions) {
   const call = makeCall(watchdog)
   yield* Effect.acquireRelease(
     Effect.sync(() =>
-      setInterval(() => {
-        // Destroy rather than end the socket: a hung server would never answer the FIN.
-        if (watchdog.stuck(Date.now())) redis.stream?.destroy()
-      }, Math.max(10, Math.min(250, (options.commandTimeoutMs ?? 1000) / 4))).unref()
+      setInterval(
+        () => {
+          // Destroy rather than end the socket: a hung server would never answer the FIN.
+          if (watchdog.stuck(Date.now())) redis.stream?.destroy()
+        },
+        Math.max(10, Math.min(250, (options.commandTimeoutMs ?? 1000) / 4))
+      ).unref()
     ),
     (timer) => Effect.sync(() => clearInterval(timer))
   )
   for (const [name, lua] of Object.entries(scripts)) redis.defineCommand(name, { lua })
   const r = redis as Scripted
   // Load every script now, so the first fill doesn't pay for it (ioredis then runs them by SHA).
-  yield* call(
-    "script load",
-    undefined,
-    () => Promise.all(Object.values(scripts).map((lua) => redis.script("LOAD", lua)))
+  yield* call("script load", undefined, () =>
+    Promise.all(Object.values(scripts).map((lua) => redis.script("LOAD", lua)))
   )
 
   const exec = (operation: string, key: string, build: (tx: ReturnType<Redis["multi"]>) => void) =>
@@ -236,7 +245,7 @@ export const make = Effect.fnUntraced(function*(options: RedisStoreOptions) {
 
   /** Every key matching `match`, scanned `count` at a time (never KEYS). */
   const scan = (match: string, count: number, each: (keys: Array<string>) => Effect.Effect<void, CacheStoreError>) =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       let cursor = "0"
       do {
         const [next, keys] = yield* call("scan", undefined, () => redis.scan(cursor, "MATCH", match, "COUNT", count))
@@ -245,22 +254,17 @@ export const make = Effect.fnUntraced(function*(options: RedisStoreOptions) {
       } while (cursor !== "0")
     })
 
-  const info = Effect.gen(function*() {
-    const [memory, stats, keys] = yield* call(
-      "info",
-      undefined,
-      () => Promise.all([redis.info("memory"), redis.info("stats"), redis.dbsize()])
+  const info = Effect.gen(function* () {
+    const [memory, stats, keys] = yield* call("info", undefined, () =>
+      Promise.all([redis.info("memory"), redis.info("stats"), redis.dbsize()])
     )
     let tagIndexEntries = 0
-    yield* scan(
-      tagIndexKey("*"),
-      1000,
-      (indexes) =>
-        call("info", undefined, () => Promise.all(indexes.map((index) => redis.zcard(index)))).pipe(
-          Effect.map((sizes) => {
-            for (const size of sizes) tagIndexEntries += size
-          })
-        )
+    yield* scan(tagIndexKey("*"), 1000, (indexes) =>
+      call("info", undefined, () => Promise.all(indexes.map((index) => redis.zcard(index)))).pipe(
+        Effect.map((sizes) => {
+          for (const size of sizes) tagIndexEntries += size
+        })
+      )
     )
     const m = parseInfo(memory)
     const s = parseInfo(stats)
@@ -285,37 +289,43 @@ export const make = Effect.fnUntraced(function*(options: RedisStoreOptions) {
     return first === 1 ? Effect.map(checked(key), (v) => v ?? undefined) : Effect.succeed(value)
   }
 
-  const ttlString = (options: TtlOptions | undefined) => options?.ttlMs === undefined ? "" : String(options.ttlMs)
+  const ttlString = (options: TtlOptions | undefined) => (options?.ttlMs === undefined ? "" : String(options.ttlMs))
 
   return CacheStore.of({
-    get: (key) => call("get", key, () => redis.get(key), (value) => readString(key, value)),
+    get: (key) =>
+      call(
+        "get",
+        key,
+        () => redis.get(key),
+        (value) => readString(key, value)
+      ),
     getMany: (keys) =>
       keys.length === 0
         ? Effect.succeed([])
         : Effect.flatMap(
-          call("getMany", undefined, () => redis.mget(...keys)),
-          (values) => Effect.forEach(values, (value, i) => readString(keys[i]!, value))
-        ),
+            call("getMany", undefined, () => redis.mget(...keys)),
+            (values) => Effect.forEach(values, (value, i) => readString(keys[i]!, value))
+          ),
     set: (key, value, options) =>
       options?.tags === undefined || options.tags.length === 0
         ? options?.ttlMs === undefined
           ? call("set", key, () => redis.set(key, value), done)
           : call("set", key, () => redis.set(key, value, "PX", options.ttlMs!), done)
         : call(
-          "set",
-          key,
-          () => r.ecSetTagged(1, key, storedString(value, options.tags), ttlString(options), ...options.tags!),
-          done
-        ),
+            "set",
+            key,
+            () => r.ecSetTagged(1, key, storedString(value, options.tags), ttlString(options), ...options.tags!),
+            done
+          ),
     delete: (keys) =>
       keys.length === 0
         ? Effect.succeed(0)
         : call("delete", keys.length === 1 ? keys[0] : undefined, () => r.ecDelete(keys.length, ...keys)).pipe(
-          Effect.map((n) => n as number)
-        ),
+            Effect.map((n) => n as number)
+          ),
     exists: (key) => call("exists", key, () => r.ecTtl(1, key)).pipe(Effect.map((ms) => ms !== -2)),
     ttl: (key) =>
-      call("ttl", key, () => r.ecTtl(1, key)).pipe(Effect.map((ms) => ms === -2 ? undefined : ms as number)),
+      call("ttl", key, () => r.ecTtl(1, key)).pipe(Effect.map((ms) => (ms === -2 ? undefined : (ms as number)))),
 
     lease: (key, token, leaseMs, tags) =>
       call("lease", key, () => r.ecLease(1, key, leasePrefix + token, String(leaseMs), ...(tags ?? []))).pipe(
@@ -333,7 +343,8 @@ export const make = Effect.fnUntraced(function*(options: RedisStoreOptions) {
           storedString(value, options?.tags),
           ttlString(options),
           ...(options?.tags ?? [])
-        )).pipe(Effect.map((written) => written === 1)),
+        )
+      ).pipe(Effect.map((written) => written === 1)),
     release: (key, token) => call("release", key, () => r.ecRelease(1, key, leasePrefix + token)).pipe(Effect.asVoid),
 
     read: (key) => call("read", key, () => r.ecRead(1, key)).pipe(Effect.map(toValue)),
@@ -355,32 +366,34 @@ export const make = Effect.fnUntraced(function*(options: RedisStoreOptions) {
           items = value.value.flatMap((m) => [m.score, m.member])
           break
       }
-      return call(
-        "write",
-        key,
-        () => r.ecWrite(1, key, value.type, ttlString(options), JSON.stringify(tags), ...items.map(String))
-      ).pipe(
-        Effect.asVoid
-      )
+      return call("write", key, () =>
+        r.ecWrite(1, key, value.type, ttlString(options), JSON.stringify(tags), ...items.map(String))
+      ).pipe(Effect.asVoid)
     },
     hashSet: (key, fields, options) =>
-      Object.keys(fields).length === 0 ? Effect.void : exec("hashSet", key, (tx) => {
-        tx.hset(key, fields)
-        expireWith(tx, key, options)
-      }).pipe(Effect.asVoid),
+      Object.keys(fields).length === 0
+        ? Effect.void
+        : exec("hashSet", key, (tx) => {
+            tx.hset(key, fields)
+            expireWith(tx, key, options)
+          }).pipe(Effect.asVoid),
     hashGet: (key, field) =>
       call("hashGet", key, () => redis.hget(key, field)).pipe(Effect.map((value) => value ?? undefined)),
     setAdd: (key, members, options) =>
-      members.length === 0 ? Effect.succeed(0) : exec("setAdd", key, (tx) => {
-        tx.sadd(key, ...members)
-        expireWith(tx, key, options)
-      }).pipe(Effect.map((replies) => replies[0]![1] as number)),
+      members.length === 0
+        ? Effect.succeed(0)
+        : exec("setAdd", key, (tx) => {
+            tx.sadd(key, ...members)
+            expireWith(tx, key, options)
+          }).pipe(Effect.map((replies) => replies[0]![1] as number)),
     setHas: (key, member) => call("setHas", key, () => redis.sismember(key, member)).pipe(Effect.map((n) => n === 1)),
     sortedSetAdd: (key, members, options) =>
-      members.length === 0 ? Effect.succeed(0) : exec("sortedSetAdd", key, (tx) => {
-        tx.zadd(key, ...members.flatMap((m) => [m.score, m.member]))
-        expireWith(tx, key, options)
-      }).pipe(Effect.map((replies) => replies[0]![1] as number)),
+      members.length === 0
+        ? Effect.succeed(0)
+        : exec("sortedSetAdd", key, (tx) => {
+            tx.zadd(key, ...members.flatMap((m) => [m.score, m.member]))
+            expireWith(tx, key, options)
+          }).pipe(Effect.map((replies) => replies[0]![1] as number)),
     sortedSetRange: (key, start, stop) =>
       call("sortedSetRange", key, () => redis.zrange(key, String(start), String(stop), "WITHSCORES")).pipe(
         Effect.map(pairs)
@@ -389,13 +402,13 @@ export const make = Effect.fnUntraced(function*(options: RedisStoreOptions) {
       values.length === 0
         ? call("listPush", key, () => redis.llen(key))
         : exec("listPush", key, (tx) => {
-          tx.rpush(key, ...values)
-          expireWith(tx, key, options)
-        }).pipe(Effect.map((replies) => replies[0]![1] as number)),
+            tx.rpush(key, ...values)
+            expireWith(tx, key, options)
+          }).pipe(Effect.map((replies) => replies[0]![1] as number)),
     listRange: (key, start, stop) => call("listRange", key, () => redis.lrange(key, start, stop)),
 
     deletePattern: (pattern, count = 1000) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         let removed = 0
         yield* scan(pattern, count, (keys) => {
           // The toolkit's own keys (tag indexes, companions) start with a control character: never a match.
@@ -403,8 +416,8 @@ export const make = Effect.fnUntraced(function*(options: RedisStoreOptions) {
           return own.length === 0
             ? Effect.void
             : call("deletePattern", undefined, () => r.ecDelete(own.length, ...own)).pipe(
-              Effect.map((n) => void (removed += n as number))
-            )
+                Effect.map((n) => void (removed += n as number))
+              )
         })
         return removed
       }),

@@ -186,14 +186,16 @@ export const queuePolicy = (queueArn: string, topicArn: string): string =>
   JSON.stringify({
     Version: "2012-10-17",
     Id: `${queueArn}/embedded-cache`,
-    Statement: [{
-      Sid: "AllowInvalidationTopic",
-      Effect: "Allow",
-      Principal: { Service: "sns.amazonaws.com" },
-      Action: "sqs:SendMessage",
-      Resource: queueArn,
-      Condition: { ArnEquals: { "aws:SourceArn": topicArn } }
-    }]
+    Statement: [
+      {
+        Sid: "AllowInvalidationTopic",
+        Effect: "Allow",
+        Principal: { Service: "sns.amazonaws.com" },
+        Action: "sqs:SendMessage",
+        Resource: queueArn,
+        Condition: { ArnEquals: { "aws:SourceArn": topicArn } }
+      }
+    ]
   })
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -212,7 +214,7 @@ const snsNotFound = ["NotFoundException", "NotFound"]
 
 /** Resolves to undefined when the promise fails with one of `names` (a resource that is gone). */
 const orGone = <A>(promise: Promise<A>, names: ReadonlyArray<string>): Promise<A | undefined> =>
-  promise.catch((error: unknown) => isNamed(error, names) ? undefined : Promise.reject(error))
+  promise.catch((error: unknown) => (isNamed(error, names) ? undefined : Promise.reject(error)))
 
 /** One SDK call as an Effect: aborted when interrupted, failed with a BusError after `timeoutMs`. */
 const attempt = <A>(
@@ -260,21 +262,17 @@ const tagValue = (value: string): string => value.replace(tagValuePattern, "_").
 // SQS and SNS operations
 
 const getQueueUrl = (sqs: SQSClient, name: string) =>
-  attempt(
-    "GetQueueUrl",
-    (signal) =>
-      orGone(sqs.send(new GetQueueUrlCommand({ QueueName: name }), { abortSignal: signal }), queueMissing).then(
-        (result) => result?.QueueUrl
-      )
+  attempt("GetQueueUrl", (signal) =>
+    orGone(sqs.send(new GetQueueUrlCommand({ QueueName: name }), { abortSignal: signal }), queueMissing).then(
+      (result) => result?.QueueUrl
+    )
   )
 
 const getQueueArn = (sqs: SQSClient, queueUrl: string) =>
-  attempt(
-    "GetQueueAttributes",
-    (signal) =>
-      sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ["QueueArn"] }), {
-        abortSignal: signal
-      })
+  attempt("GetQueueAttributes", (signal) =>
+    sqs.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ["QueueArn"] }), {
+      abortSignal: signal
+    })
   ).pipe(
     Effect.flatMap((result) => {
       const arn = result.Attributes?.QueueArn
@@ -284,16 +282,9 @@ const getQueueArn = (sqs: SQSClient, queueUrl: string) =>
     })
   )
 
-const createQueue = (
-  sqs: SQSClient,
-  name: string,
-  attributes: Record<string, string>,
-  tags: Record<string, string>
-) =>
-  attempt(
-    "CreateQueue",
-    (signal) =>
-      sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: attributes, tags }), { abortSignal: signal })
+const createQueue = (sqs: SQSClient, name: string, attributes: Record<string, string>, tags: Record<string, string>) =>
+  attempt("CreateQueue", (signal) =>
+    sqs.send(new CreateQueueCommand({ QueueName: name, Attributes: attributes, tags }), { abortSignal: signal })
   ).pipe(
     Effect.flatMap((result) =>
       result.QueueUrl === undefined
@@ -304,39 +295,28 @@ const createQueue = (
 
 /** Deletes a queue; one that is already gone counts as deleted. */
 const deleteQueue = (sqs: SQSClient, queueUrl: string) =>
-  attempt(
-    "DeleteQueue",
-    (signal) => orGone(sqs.send(new DeleteQueueCommand({ QueueUrl: queueUrl }), { abortSignal: signal }), queueMissing)
-  ).pipe(
-    Effect.asVoid
-  )
+  attempt("DeleteQueue", (signal) =>
+    orGone(sqs.send(new DeleteQueueCommand({ QueueUrl: queueUrl }), { abortSignal: signal }), queueMissing)
+  ).pipe(Effect.asVoid)
 
 /** Removes a subscription; one that is already gone counts as removed. */
 const unsubscribe = (sns: SNSClient, subscriptionArn: string) =>
-  attempt(
-    "Unsubscribe",
-    (signal) =>
-      orGone(
-        sns.send(new UnsubscribeCommand({ SubscriptionArn: subscriptionArn }), { abortSignal: signal }),
-        snsNotFound
-      )
-  )
-    .pipe(Effect.asVoid)
+  attempt("Unsubscribe", (signal) =>
+    orGone(sns.send(new UnsubscribeCommand({ SubscriptionArn: subscriptionArn }), { abortSignal: signal }), snsNotFound)
+  ).pipe(Effect.asVoid)
 
 const listQueueTags = (sqs: SQSClient, queueUrl: string) =>
-  attempt(
-    "ListQueueTags",
-    (signal) =>
-      orGone(sqs.send(new ListQueueTagsCommand({ QueueUrl: queueUrl }), { abortSignal: signal }), queueMissing).then(
-        (result) => result === undefined ? undefined : (result.Tags ?? {})
-      )
+  attempt("ListQueueTags", (signal) =>
+    orGone(sqs.send(new ListQueueTagsCommand({ QueueUrl: queueUrl }), { abortSignal: signal }), queueMissing).then(
+      (result) => (result === undefined ? undefined : (result.Tags ?? {}))
+    )
   )
 
 /** Every page of a paginated listing, in order. */
 const allPages = <A>(
   page: (token: string | undefined) => Effect.Effect<readonly [ReadonlyArray<A>, string | undefined], BusError>
 ): Effect.Effect<Array<A>, BusError> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const all: Array<A> = []
     let token: string | undefined
     do {
@@ -349,12 +329,10 @@ const allPages = <A>(
 
 const listQueueUrls = (sqs: SQSClient, prefix: string) =>
   allPages((token) =>
-    attempt(
-      "ListQueues",
-      (signal) =>
-        sqs.send(new ListQueuesCommand({ QueueNamePrefix: prefix, MaxResults: 1000, NextToken: token }), {
-          abortSignal: signal
-        })
+    attempt("ListQueues", (signal) =>
+      sqs.send(new ListQueuesCommand({ QueueNamePrefix: prefix, MaxResults: 1000, NextToken: token }), {
+        abortSignal: signal
+      })
     ).pipe(Effect.map((r) => [r.QueueUrls ?? [], r.NextToken] as const))
   )
 
@@ -363,17 +341,13 @@ const listSubscriptions = (sns: SNSClient, topicArn: string | undefined) =>
   allPages<Subscription>((token) =>
     topicArn === undefined
       ? attempt("ListSubscriptions", (signal) =>
-        sns.send(new ListSubscriptionsCommand({ NextToken: token }), { abortSignal: signal })).pipe(
-          Effect.map((r) =>
-            [r.Subscriptions ?? [], r.NextToken] as const
-          )
-        )
+          sns.send(new ListSubscriptionsCommand({ NextToken: token }), { abortSignal: signal })
+        ).pipe(Effect.map((r) => [r.Subscriptions ?? [], r.NextToken] as const))
       : attempt("ListSubscriptionsByTopic", (signal) =>
-        sns.send(new ListSubscriptionsByTopicCommand({ TopicArn: topicArn, NextToken: token }), {
-          abortSignal: signal
-        })).pipe(Effect.map((r) =>
-          [r.Subscriptions ?? [], r.NextToken] as const
-        ))
+          sns.send(new ListSubscriptionsByTopicCommand({ TopicArn: topicArn, NextToken: token }), {
+            abortSignal: signal
+          })
+        ).pipe(Effect.map((r) => [r.Subscriptions ?? [], r.NextToken] as const))
   )
 
 const isConfirmed = (arn: string | undefined): arn is string => arn !== undefined && arn.startsWith("arn:") // a pending subscription's ARN reads "PendingConfirmation"
@@ -391,28 +365,28 @@ const sameJson = (a: string | undefined, b: string): boolean => {
  * Subscribes the queue to the topic with raw delivery and the instance's filter policy, or brings an existing
  * subscription of it up to date; returns the subscription's ARN and whether it is new.
  */
-const ensureSubscription = Effect.fnUntraced(function*(
+const ensureSubscription = Effect.fnUntraced(function* (
   sns: SNSClient,
   topicArn: string,
   queueArn: string,
   instanceId: string
 ) {
   const policy = filterPolicy(instanceId)
-  const existing = (yield* listSubscriptions(sns, topicArn)).find((s) =>
-    s.Protocol === "sqs" && s.Endpoint === queueArn && isConfirmed(s.SubscriptionArn)
+  const existing = (yield* listSubscriptions(sns, topicArn)).find(
+    (s) => s.Protocol === "sqs" && s.Endpoint === queueArn && isConfirmed(s.SubscriptionArn)
   )
   if (existing?.SubscriptionArn !== undefined) {
     const arn = existing.SubscriptionArn
-    const { Attributes: current = {} } = yield* attempt(
-      "GetSubscriptionAttributes",
-      (signal) => sns.send(new GetSubscriptionAttributesCommand({ SubscriptionArn: arn }), { abortSignal: signal })
+    const { Attributes: current = {} } = yield* attempt("GetSubscriptionAttributes", (signal) =>
+      sns.send(new GetSubscriptionAttributesCommand({ SubscriptionArn: arn }), { abortSignal: signal })
     )
     const set = (name: string, value: string) =>
       attempt("SetSubscriptionAttributes", (signal) =>
         sns.send(
           new SetSubscriptionAttributesCommand({ SubscriptionArn: arn, AttributeName: name, AttributeValue: value }),
           { abortSignal: signal }
-        ))
+        )
+      )
     if (current.RawMessageDelivery !== "true") yield* set("RawMessageDelivery", "true")
     if (!sameJson(current.FilterPolicy, policy)) yield* set("FilterPolicy", policy)
     return { arn, created: false }
@@ -427,7 +401,8 @@ const ensureSubscription = Effect.fnUntraced(function*(
         ReturnSubscriptionArn: true
       }),
       { abortSignal: signal }
-    ))
+    )
+  )
   if (result.SubscriptionArn === undefined) {
     return yield* new BusError({ operation: "Subscribe", message: `no SubscriptionArn for ${queueArn}` })
   }
@@ -480,21 +455,20 @@ const publishTo = (sns: SNSClient, topicArn: string) => {
           MessageAttributes: messageAttributes(item.event)
         }),
         { abortSignal: signal }
-      )).pipe(Effect.asVoid)
+      )
+    ).pipe(Effect.asVoid)
 
   const batch = (items: ReadonlyArray<{ readonly event: InvalidationEvent; readonly body: string }>) =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const entries: Array<PublishBatchRequestEntry> = items.map((item, i) => ({
         Id: String(i),
         Message: item.body,
         MessageAttributes: messageAttributes(item.event)
       }))
-      const result = yield* attempt(
-        "PublishBatch",
-        (signal) =>
-          sns.send(new PublishBatchCommand({ TopicArn: topicArn, PublishBatchRequestEntries: entries }), {
-            abortSignal: signal
-          })
+      const result = yield* attempt("PublishBatch", (signal) =>
+        sns.send(new PublishBatchCommand({ TopicArn: topicArn, PublishBatchRequestEntries: entries }), {
+          abortSignal: signal
+        })
       )
       const failed = result.Failed ?? []
       if (failed.length > 0) {
@@ -513,9 +487,8 @@ const publishTo = (sns: SNSClient, topicArn: string) => {
   return (events: ReadonlyArray<InvalidationEvent>): Effect.Effect<void, BusError> => {
     if (events.length === 0) return Effect.void
     return Effect.flatMap(encode(events), (items) =>
-      items.length === 1
-        ? one(items[0]!)
-        : Effect.forEach(chunk(items), batch, { concurrency: 4, discard: true }))
+      items.length === 1 ? one(items[0]!) : Effect.forEach(chunk(items), batch, { concurrency: 4, discard: true })
+    )
   }
 }
 
@@ -524,7 +497,7 @@ const publishTo = (sns: SNSClient, topicArn: string) => {
 
 /** The event JSON of a delivery: the body itself (raw delivery), or the `Message` of an SNS envelope. */
 const unwrapEnvelope = (body: string): string => {
-  if (!body.includes("\"Type\"")) return body
+  if (!body.includes('"Type"')) return body
   try {
     const parsed: unknown = JSON.parse(body)
     if (typeof parsed === "object" && parsed !== null) {
@@ -547,7 +520,7 @@ interface PendingAck {
  * DeleteMessageBatch, so an idle consumer waits for nothing and a busy one saves requests. Each ack completes
  * when its own entry was deleted. Closing the scope deletes what is still pending before the queue goes.
  */
-const makeAcker = Effect.fnUntraced(function*(sqs: SQSClient, queueUrl: string) {
+const makeAcker = Effect.fnUntraced(function* (sqs: SQSClient, queueUrl: string) {
   const pending = yield* Queue.unbounded<PendingAck, Cause.Done>()
 
   const flush = (batch: ReadonlyArray<PendingAck>) =>
@@ -558,34 +531,39 @@ const makeAcker = Effect.fnUntraced(function*(sqs: SQSClient, queueUrl: string) 
           Entries: batch.map((a, i) => ({ Id: String(i), ReceiptHandle: a.receiptHandle }))
         }),
         { abortSignal: signal }
-      )).pipe(
-        Effect.matchEffect({
-          onFailure: (error) => Effect.forEach(batch, (a) => Deferred.fail(a.done, error), { discard: true }),
-          onSuccess: (result) => {
-            const failed = new Map((result.Failed ?? []).map((f) => [f.Id, f]))
-            return Effect.forEach(batch, (a, i) => {
+      )
+    ).pipe(
+      Effect.matchEffect({
+        onFailure: (error) => Effect.forEach(batch, (a) => Deferred.fail(a.done, error), { discard: true }),
+        onSuccess: (result) => {
+          const failed = new Map((result.Failed ?? []).map((f) => [f.Id, f]))
+          return Effect.forEach(
+            batch,
+            (a, i) => {
               const failure = failed.get(String(i))
               return failure === undefined
                 ? Deferred.succeed(a.done, undefined)
                 : Deferred.fail(
-                  a.done,
-                  new BusError({
-                    operation: "DeleteMessageBatch",
-                    message: `ack failed: ${failure.Code ?? "error"} ${failure.Message ?? ""}`.trim(),
-                    cause: failure
-                  })
-                )
-            }, { discard: true })
-          }
-        }),
-        Effect.onInterrupt(() =>
-          Effect.forEach(
-            batch,
-            (a) => Deferred.fail(a.done, new BusError({ operation: "ack", message: "the bus closed" })),
+                    a.done,
+                    new BusError({
+                      operation: "DeleteMessageBatch",
+                      message: `ack failed: ${failure.Code ?? "error"} ${failure.Message ?? ""}`.trim(),
+                      cause: failure
+                    })
+                  )
+            },
             { discard: true }
           )
+        }
+      }),
+      Effect.onInterrupt(() =>
+        Effect.forEach(
+          batch,
+          (a) => Deferred.fail(a.done, new BusError({ operation: "ack", message: "the bus closed" })),
+          { discard: true }
         )
       )
+    )
 
   // takeBetween fails with Done once the queue has ended and is drained: that ends the worker.
   const worker = yield* Queue.takeBetween(pending, 1, maxBatchEntries).pipe(
@@ -650,7 +628,7 @@ const checkRange = (name: string, value: number, min: number, max: number) =>
  * Finds or creates the instance's queue and DLQ, sets their attributes and subscribes the queue; in the scope's
  * finalizer, a queue created here is unsubscribed and deleted with its DLQ (an adopted one is left alone).
  */
-const provisionQueue = Effect.fnUntraced(function*(
+const provisionQueue = Effect.fnUntraced(function* (
   { sns, sqs }: Clients,
   options: SnsSqsBusOptions,
   topicArn: string,
@@ -669,12 +647,15 @@ const provisionQueue = Effect.fnUntraced(function*(
   // The DLQ first, so the queue never exists without its redrive target.
   const dlqUrl = yield* Effect.acquireRelease(
     Effect.flatMap(getQueueUrl(sqs, dlqName(name)), (url) =>
-      url !== undefined ? Effect.succeed(url) : createQueue(
-        sqs,
-        dlqName(name),
-        { MessageRetentionPeriod: String(dlqRetentionSeconds) },
-        { [tagKeys.instance]: instance, [tagKeys.role]: "dlq", [tagKeys.created]: now }
-      )),
+      url !== undefined
+        ? Effect.succeed(url)
+        : createQueue(
+            sqs,
+            dlqName(name),
+            { MessageRetentionPeriod: String(dlqRetentionSeconds) },
+            { [tagKeys.instance]: instance, [tagKeys.role]: "dlq", [tagKeys.created]: now }
+          )
+    ),
     (url) => cleanup(`delete the DLQ ${url}`, deleteQueue(sqs, url))
   )
   const dlqArn = yield* getQueueArn(sqs, dlqUrl)
@@ -692,21 +673,18 @@ const provisionQueue = Effect.fnUntraced(function*(
     existingUrl === undefined
       ? createQueue(sqs, name, attributes, { ...tags, [tagKeys.created]: now })
       : Effect.as(
-        Effect.andThen(
-          attempt(
-            "SetQueueAttributes",
-            (signal) =>
+          Effect.andThen(
+            attempt("SetQueueAttributes", (signal) =>
               sqs.send(new SetQueueAttributesCommand({ QueueUrl: existingUrl, Attributes: attributes }), {
                 abortSignal: signal
               })
+            ),
+            attempt("TagQueue", (signal) =>
+              sqs.send(new TagQueueCommand({ QueueUrl: existingUrl, Tags: tags }), { abortSignal: signal })
+            )
           ),
-          attempt(
-            "TagQueue",
-            (signal) => sqs.send(new TagQueueCommand({ QueueUrl: existingUrl, Tags: tags }), { abortSignal: signal })
-          )
+          existingUrl
         ),
-        existingUrl
-      ),
     (url) => cleanup(`delete the queue ${url}`, deleteQueue(sqs, url))
   )
   const queueArn = yield* getQueueArn(sqs, queueUrl)
@@ -714,7 +692,8 @@ const provisionQueue = Effect.fnUntraced(function*(
     sqs.send(
       new SetQueueAttributesCommand({ QueueUrl: queueUrl, Attributes: { Policy: queuePolicy(queueArn, topicArn) } }),
       { abortSignal: signal }
-    ))
+    )
+  )
   const subscription = yield* Effect.acquireRelease(
     ensureSubscription(sns, topicArn, queueArn, options.instanceId),
     ({ arn }) => cleanup(`unsubscribe ${arn}`, unsubscribe(sns, arn))
@@ -736,11 +715,10 @@ const heartbeat = (sqs: SQSClient, queueUrl: string, interval: Duration.Duration
       attempt("TagQueue", (signal) =>
         sqs.send(new TagQueueCommand({ QueueUrl: queueUrl, Tags: { [tagKeys.heartbeat]: String(now) } }), {
           abortSignal: signal
-        }))
+        })
+      )
     ),
-    Effect.catch((error) =>
-      Effect.logWarning(`heartbeat failed: ${error.message}`)
-    ),
+    Effect.catch((error) => Effect.logWarning(`heartbeat failed: ${error.message}`)),
     Effect.forever,
     Effect.forkScoped
   )
@@ -751,109 +729,114 @@ const heartbeat = (sqs: SQSClient, queueUrl: string, interval: Duration.Duration
 /** Builds one instance's bus: clients, topic, queue (created or pre-provisioned), ack worker and heartbeat. */
 export const make: (options: SnsSqsBusOptions) => Effect.Effect<SnsSqsBus, BusError, Scope.Scope> = Effect.fn(
   "SnsSqsBus.make"
-)(function*(options: SnsSqsBusOptions) {
-  const prefix = options.queuePrefix ?? defaultQueuePrefix
-  const waitTimeSeconds = options.waitTimeSeconds ?? 20
-  const maxMessages = options.maxMessages ?? 10
-  const visibility = options.visibilityTimeoutSeconds ?? 30
-  const maxReceiveCount = options.maxReceiveCount ?? 5
-  const heartbeatInterval = options.heartbeatInterval === undefined
-    ? defaultHeartbeat
-    : Option.getOrUndefined(Duration.fromInput(options.heartbeatInterval))
-  if (options.instanceId.length === 0) return yield* configError("instanceId is empty")
-  if (options.queueUrl === undefined && !prefixPattern.test(prefix)) {
-    return yield* configError(`queuePrefix ${JSON.stringify(prefix)} must be 1-40 of A-Z a-z 0-9 _ -`)
-  }
-  yield* checkRange("waitTimeSeconds", waitTimeSeconds, 0, 20)
-  yield* checkRange("maxMessages", maxMessages, 1, 10)
-  yield* checkRange("visibilityTimeoutSeconds", visibility, 0, 43_200)
-  yield* checkRange("maxReceiveCount", maxReceiveCount, 1, 1000)
-  if (heartbeatInterval === undefined || !(Duration.toMillis(heartbeatInterval) > 0)) {
-    return yield* configError("heartbeatInterval must be a positive duration")
-  }
-  if (options.topicArn === undefined && options.topicName === undefined) {
-    return yield* configError("give topicArn or topicName")
-  }
-
-  const clients = yield* makeClients(options)
-  const { sns, sqs } = clients
-  const topicArn = options.topicArn ??
-    (yield* attempt(
-      "CreateTopic",
-      (signal) => sns.send(new CreateTopicCommand({ Name: options.topicName }), { abortSignal: signal })
-    ).pipe(
-      Effect.flatMap((r) =>
-        r.TopicArn === undefined
-          ? Effect.fail(new BusError({ operation: "CreateTopic", message: "no TopicArn" }))
-          : Effect.succeed(r.TopicArn)
-      )
-    ))
-
-  const queue: ManagedQueue = options.queueUrl === undefined
-    ? yield* provisionQueue(clients, options, topicArn, { prefix, visibility, maxReceiveCount })
-    : {
-      queueUrl: options.queueUrl,
-      queueArn: yield* getQueueArn(sqs, options.queueUrl), // also checks that the queue exists and is reachable
-      dlqUrl: undefined,
-      subscriptionArn: undefined,
-      fresh: false
+)(
+  function* (options: SnsSqsBusOptions) {
+    const prefix = options.queuePrefix ?? defaultQueuePrefix
+    const waitTimeSeconds = options.waitTimeSeconds ?? 20
+    const maxMessages = options.maxMessages ?? 10
+    const visibility = options.visibilityTimeoutSeconds ?? 30
+    const maxReceiveCount = options.maxReceiveCount ?? 5
+    const heartbeatInterval =
+      options.heartbeatInterval === undefined
+        ? defaultHeartbeat
+        : Option.getOrUndefined(Duration.fromInput(options.heartbeatInterval))
+    if (options.instanceId.length === 0) return yield* configError("instanceId is empty")
+    if (options.queueUrl === undefined && !prefixPattern.test(prefix)) {
+      return yield* configError(`queuePrefix ${JSON.stringify(prefix)} must be 1-40 of A-Z a-z 0-9 _ -`)
     }
-  if (options.queueUrl === undefined) yield* heartbeat(sqs, queue.queueUrl, heartbeatInterval)
-  const ack = yield* makeAcker(sqs, queue.queueUrl)
+    yield* checkRange("waitTimeSeconds", waitTimeSeconds, 0, 20)
+    yield* checkRange("maxMessages", maxMessages, 1, 10)
+    yield* checkRange("visibilityTimeoutSeconds", visibility, 0, 43_200)
+    yield* checkRange("maxReceiveCount", maxReceiveCount, 1, 1000)
+    if (heartbeatInterval === undefined || !(Duration.toMillis(heartbeatInterval) > 0)) {
+      return yield* configError("heartbeatInterval must be a positive duration")
+    }
+    if (options.topicArn === undefined && options.topicName === undefined) {
+      return yield* configError("give topicArn or topicName")
+    }
 
-  let lastContact: number | undefined
-  const receive = Effect.gen(function*() {
-    const result = yield* attempt(
-      "ReceiveMessage",
-      (signal) =>
-        sqs.send(
-          new ReceiveMessageCommand({
-            QueueUrl: queue.queueUrl,
-            WaitTimeSeconds: waitTimeSeconds,
-            MaxNumberOfMessages: maxMessages,
-            MessageSystemAttributeNames: ["ApproximateReceiveCount", "SentTimestamp"],
-            MessageAttributeNames: ["All"]
-          }),
-          { abortSignal: signal }
-        ),
-      waitTimeSeconds * 1000 + receiveSlackMs
+    const clients = yield* makeClients(options)
+    const { sns, sqs } = clients
+    const topicArn =
+      options.topicArn ??
+      (yield* attempt("CreateTopic", (signal) =>
+        sns.send(new CreateTopicCommand({ Name: options.topicName }), { abortSignal: signal })
+      ).pipe(
+        Effect.flatMap((r) =>
+          r.TopicArn === undefined
+            ? Effect.fail(new BusError({ operation: "CreateTopic", message: "no TopicArn" }))
+            : Effect.succeed(r.TopicArn)
+        )
+      ))
+
+    const queue: ManagedQueue =
+      options.queueUrl === undefined
+        ? yield* provisionQueue(clients, options, topicArn, { prefix, visibility, maxReceiveCount })
+        : {
+            queueUrl: options.queueUrl,
+            queueArn: yield* getQueueArn(sqs, options.queueUrl), // also checks that the queue exists and is reachable
+            dlqUrl: undefined,
+            subscriptionArn: undefined,
+            fresh: false
+          }
+    if (options.queueUrl === undefined) yield* heartbeat(sqs, queue.queueUrl, heartbeatInterval)
+    const ack = yield* makeAcker(sqs, queue.queueUrl)
+
+    let lastContact: number | undefined
+    const receive = Effect.gen(function* () {
+      const result = yield* attempt(
+        "ReceiveMessage",
+        (signal) =>
+          sqs.send(
+            new ReceiveMessageCommand({
+              QueueUrl: queue.queueUrl,
+              WaitTimeSeconds: waitTimeSeconds,
+              MaxNumberOfMessages: maxMessages,
+              MessageSystemAttributeNames: ["ApproximateReceiveCount", "SentTimestamp"],
+              MessageAttributeNames: ["All"]
+            }),
+            { abortSignal: signal }
+          ),
+        waitTimeSeconds * 1000 + receiveSlackMs
+      )
+      lastContact = yield* Clock.currentTimeMillis
+      const deliveries: Array<Delivery> = []
+      for (const message of result.Messages ?? []) {
+        const receiptHandle = message.ReceiptHandle
+        if (receiptHandle === undefined) continue
+        deliveries.push({
+          body: unwrapEnvelope(message.Body ?? ""),
+          receiveCount: receiveCountOf(message),
+          ack: ack(receiptHandle)
+        })
+      }
+      return deliveries
+    }).pipe(
+      Effect.tapError((error) =>
+        Metric.update(receiveErrors, 1).pipe(
+          Effect.andThen(Effect.logWarning(`receive failed, retrying: ${error.message}`))
+        )
+      ),
+      Effect.retry(receiveBackoff),
+      // The stream runs in the consumer's fiber, outside `make`'s log annotations.
+      Effect.annotateLogs({ bus: "sns-sqs", instance: options.instanceId })
     )
-    lastContact = yield* Clock.currentTimeMillis
-    const deliveries: Array<Delivery> = []
-    for (const message of result.Messages ?? []) {
-      const receiptHandle = message.ReceiptHandle
-      if (receiptHandle === undefined) continue
-      deliveries.push({
-        body: unwrapEnvelope(message.Body ?? ""),
-        receiveCount: receiveCountOf(message),
-        ack: ack(receiptHandle)
-      })
-    }
-    return deliveries
-  }).pipe(
-    Effect.tapError((error) =>
-      Metric.update(receiveErrors, 1).pipe(
-        Effect.andThen(Effect.logWarning(`receive failed, retrying: ${error.message}`))
-      )
-    ),
-    Effect.retry(receiveBackoff),
-    // The stream runs in the consumer's fiber, outside `make`'s log annotations.
-    Effect.annotateLogs({ bus: "sns-sqs", instance: options.instanceId })
-  )
 
-  return {
-    instanceId: options.instanceId,
-    queueCreated: queue.fresh,
-    publish: publishTo(sns, topicArn),
-    deliveries: Stream.fromEffectRepeat(receive).pipe(Stream.flattenIterable),
-    lastContact: Effect.sync(() => lastContact),
-    topicArn,
-    queueUrl: queue.queueUrl,
-    queueArn: queue.queueArn,
-    dlqUrl: queue.dlqUrl,
-    subscriptionArn: queue.subscriptionArn
-  } satisfies SnsSqsBus
-}, (effect, options) => Effect.annotateLogs(effect, { bus: "sns-sqs", instance: options.instanceId }))
+    return {
+      instanceId: options.instanceId,
+      queueCreated: queue.fresh,
+      publish: publishTo(sns, topicArn),
+      deliveries: Stream.fromEffectRepeat(receive).pipe(Stream.flattenIterable),
+      lastContact: Effect.sync(() => lastContact),
+      topicArn,
+      queueUrl: queue.queueUrl,
+      queueArn: queue.queueArn,
+      dlqUrl: queue.dlqUrl,
+      subscriptionArn: queue.subscriptionArn
+    } satisfies SnsSqsBus
+  },
+  (effect, options) => Effect.annotateLogs(effect, { bus: "sns-sqs", instance: options.instanceId })
+)
 
 /** The bus of one instance as a layer; its AWS resources live as long as the layer. */
 export const layer = (options: SnsSqsBusOptions): Layer.Layer<InvalidationBus, BusError> =>
@@ -905,15 +888,17 @@ const stamp = (value: string | undefined): number | undefined => {
  * whose queue no longer exists goes once its creation is older than `olderThan`. Untagged queues (pre-provisioned,
  * foreign) are never touched. Returns what it deleted.
  */
-export const sweepOrphanQueues = Effect.fn("SnsSqsBus.sweepOrphanQueues")(
-  function*(options: SweepOptions): Effect.fn.Return<ReadonlyArray<SweptQueue>, BusError> {
-    if (!prefixPattern.test(options.prefix)) {
-      return yield* configError(`prefix ${JSON.stringify(options.prefix)} must be 1-40 of A-Z a-z 0-9 _ -`)
-    }
-    const olderThan = Option.getOrUndefined(Duration.fromInput(options.olderThan))
-    const olderThanMs = olderThan === undefined ? Number.NaN : Duration.toMillis(olderThan)
-    if (!(olderThanMs >= 0)) return yield* configError("olderThan must be a duration, not negative")
-    return yield* Effect.scoped(Effect.gen(function*() {
+export const sweepOrphanQueues = Effect.fn("SnsSqsBus.sweepOrphanQueues")(function* (
+  options: SweepOptions
+): Effect.fn.Return<ReadonlyArray<SweptQueue>, BusError> {
+  if (!prefixPattern.test(options.prefix)) {
+    return yield* configError(`prefix ${JSON.stringify(options.prefix)} must be 1-40 of A-Z a-z 0-9 _ -`)
+  }
+  const olderThan = Option.getOrUndefined(Duration.fromInput(options.olderThan))
+  const olderThanMs = olderThan === undefined ? Number.NaN : Duration.toMillis(olderThan)
+  if (!(olderThanMs >= 0)) return yield* configError("olderThan must be a duration, not negative")
+  return yield* Effect.scoped(
+    Effect.gen(function* () {
       const { sns, sqs } = yield* makeClients(options)
       const cutoff = (yield* Clock.currentTimeMillis) - olderThanMs
       const alive = (instanceId: string) => options.isAlive?.(instanceId) === true
@@ -939,8 +924,12 @@ export const sweepOrphanQueues = Effect.fn("SnsSqsBus.sweepOrphanQueues")(
       const strayDlqs = ours.filter((q) => {
         if (q.tags[tagKeys.role] !== "dlq" || !q.name.endsWith(dlqSuffix)) return false
         const created = stamp(q.tags[tagKeys.created])
-        return byName.get(q.name.slice(0, -dlqSuffix.length)) === undefined && created !== undefined &&
-          created < cutoff && !alive(q.instanceId)
+        return (
+          byName.get(q.name.slice(0, -dlqSuffix.length)) === undefined &&
+          created !== undefined &&
+          created < cutoff &&
+          !alive(q.instanceId)
+        )
       })
       if (orphans.length === 0 && strayDlqs.length === 0) return []
 
@@ -949,7 +938,7 @@ export const sweepOrphanQueues = Effect.fn("SnsSqsBus.sweepOrphanQueues")(
       for (const orphan of orphans) {
         // Gone since it was listed: nothing to do.
         const queueArn = yield* getQueueArn(sqs, orphan.url).pipe(
-          Effect.catch((error) => isNamed(error.cause, queueMissing) ? Effect.succeed(undefined) : Effect.fail(error))
+          Effect.catch((error) => (isNamed(error.cause, queueMissing) ? Effect.succeed(undefined) : Effect.fail(error)))
         )
         const unsubscribed: Array<string> = []
         for (const subscription of subscriptions) {
@@ -985,6 +974,6 @@ export const sweepOrphanQueues = Effect.fn("SnsSqsBus.sweepOrphanQueues")(
         yield* Effect.logInfo("swept a DLQ left without its queue").pipe(Effect.annotateLogs({ queueUrl: dlq.url }))
       }
       return swept
-    }))
-  }
-)
+    })
+  )
+})

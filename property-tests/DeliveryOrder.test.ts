@@ -26,26 +26,38 @@ const target: fc.Arbitrary<Target> = fc.oneof(
 const outcome = async (targets: ReadonlyArray<Target>, order: (count: number) => ReadonlyArray<number>) => {
   const real = await Sync.make(2, () => MemoryStore.layer)
   try {
-    return await real.run(Effect.gen(function*() {
-      const [i0, i1] = real.instances
-      for (const key of Sync.keys) yield* Sync.read(real, 1, key)
-      for (const t of targets) yield* World.on(i0!, Cache.use((cache) => cache.invalidate(t)))
-      const held = [...real.hub.held("i1")]
-      // Deliver copies by position in the publish order: duplicates are held copies of the same message.
-      for (const position of order(held.length)) {
-        const index = real.hub.held("i1").findIndex((m) => m.id === held[position]!.id)
-        if (index >= 0) yield* real.hub.duplicate("i1", index)
-        const copy = real.hub.held("i1").length - 1
-        yield* Sync.deliver(real, 1, copy)
-      }
-      const present: Array<string> = []
-      for (const key of Sync.keys) {
-        const value = yield* World.on(i1!, Cache.use((cache) => cache.get(key, Sync.Versioned)))
-        if (Option.isSome(value)) present.push(key)
-      }
-      const stats = yield* World.on(i1!, SyncConsumer.use((s) => s.stats))
-      return { present, applied: stats.applied }
-    }))
+    return await real.run(
+      Effect.gen(function* () {
+        const [i0, i1] = real.instances
+        for (const key of Sync.keys) yield* Sync.read(real, 1, key)
+        for (const t of targets)
+          yield* World.on(
+            i0!,
+            Cache.use((cache) => cache.invalidate(t))
+          )
+        const held = [...real.hub.held("i1")]
+        // Deliver copies by position in the publish order: duplicates are held copies of the same message.
+        for (const position of order(held.length)) {
+          const index = real.hub.held("i1").findIndex((m) => m.id === held[position]!.id)
+          if (index >= 0) yield* real.hub.duplicate("i1", index)
+          const copy = real.hub.held("i1").length - 1
+          yield* Sync.deliver(real, 1, copy)
+        }
+        const present: Array<string> = []
+        for (const key of Sync.keys) {
+          const value = yield* World.on(
+            i1!,
+            Cache.use((cache) => cache.get(key, Sync.Versioned))
+          )
+          if (Option.isSome(value)) present.push(key)
+        }
+        const stats = yield* World.on(
+          i1!,
+          SyncConsumer.use((s) => s.stats)
+        )
+        return { present, applied: stats.applied }
+      })
+    )
   } finally {
     await real.close()
   }

@@ -35,16 +35,13 @@ const runs = (store: (index: number) => Layer.Layer<CacheStore, unknown>, numRun
   )
 
 describe("invalidation sync model", () => {
-  it(
-    "holds on the memory store for generated scripts",
-    { timeout: 300_000 },
-    () => runs(() => MemoryStore.layer, Number(process.env["SYNC_RUNS"] ?? 1000), 40)
+  it("holds on the memory store for generated scripts", { timeout: 300_000 }, () =>
+    runs(() => MemoryStore.layer, Number(process.env["SYNC_RUNS"] ?? 1000), 40)
   )
 
   // Four real redis-servers, one per instance, flushed before each run.
-  const servers = Array.from(
-    { length: 4 },
-    () => ManagedRuntime.make(RedisStore.layerEmbedded().pipe(Layer.provide(EmbeddedServer.layer())))
+  const servers = Array.from({ length: 4 }, () =>
+    ManagedRuntime.make(RedisStore.layerEmbedded().pipe(Layer.provide(EmbeddedServer.layer())))
   )
   afterAll(() => Promise.all(servers.map((server) => server.dispose())))
 

@@ -24,8 +24,8 @@ export class InvalidConfigError extends Schema.TaggedError<InvalidConfigError>()
 
 const MemorySizeText = Schema.String.pipe(
   Schema.check(
-    Schema.makeFilter((size: string) =>
-      parseBytes(size) !== undefined || "expected bytes or a size with a unit, such as 256mb"
+    Schema.makeFilter(
+      (size: string) => parseBytes(size) !== undefined || "expected bytes or a size with a unit, such as 256mb"
     )
   )
 )

@@ -44,9 +44,7 @@ export interface WriteOptions extends TtlOptions {
 }
 
 /** What `lease` found: the lease was taken, or a value was already there (filled by someone else). */
-export type LeaseResult =
-  | { readonly _tag: "Acquired" }
-  | { readonly _tag: "Present"; readonly value: string }
+export type LeaseResult = { readonly _tag: "Acquired" } | { readonly _tag: "Present"; readonly value: string }
 
 /** The memory the store uses and its eviction counters, for stats and alerts. */
 export interface StoreInfo {
@@ -61,92 +59,95 @@ export interface StoreInfo {
 }
 
 /** The store a cache instance owns. */
-export class CacheStore extends Context.Service<CacheStore, {
-  /** The string at `key`; `undefined` when absent, expired, or only leased. */
-  readonly get: (key: string) => Effect.Effect<string | undefined, CacheStoreError>
-  /** The strings at `keys`, in order, as `get` would answer each. */
-  readonly getMany: (keys: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<string | undefined>, CacheStoreError>
-  /** Writes a string, replacing whatever the key held (a lease included, which fences its load). */
-  readonly set: (key: string, value: string, options?: WriteOptions) => Effect.Effect<void, CacheStoreError>
-  /** Removes keys and their leases; answers how many live entries were removed. */
-  readonly delete: (keys: ReadonlyArray<string>) => Effect.Effect<number, CacheStoreError>
-  /** Whether `key` holds a live entry of any type (a lease is not an entry). */
-  readonly exists: (key: string) => Effect.Effect<boolean, CacheStoreError>
-  /** Remaining TTL of `key` in milliseconds: `-1` when it never expires, `undefined` when it is absent. */
-  readonly ttl: (key: string) => Effect.Effect<number | undefined, CacheStoreError>
+export class CacheStore extends Context.Service<
+  CacheStore,
+  {
+    /** The string at `key`; `undefined` when absent, expired, or only leased. */
+    readonly get: (key: string) => Effect.Effect<string | undefined, CacheStoreError>
+    /** The strings at `keys`, in order, as `get` would answer each. */
+    readonly getMany: (keys: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<string | undefined>, CacheStoreError>
+    /** Writes a string, replacing whatever the key held (a lease included, which fences its load). */
+    readonly set: (key: string, value: string, options?: WriteOptions) => Effect.Effect<void, CacheStoreError>
+    /** Removes keys and their leases; answers how many live entries were removed. */
+    readonly delete: (keys: ReadonlyArray<string>) => Effect.Effect<number, CacheStoreError>
+    /** Whether `key` holds a live entry of any type (a lease is not an entry). */
+    readonly exists: (key: string) => Effect.Effect<boolean, CacheStoreError>
+    /** Remaining TTL of `key` in milliseconds: `-1` when it never expires, `undefined` when it is absent. */
+    readonly ttl: (key: string) => Effect.Effect<number | undefined, CacheStoreError>
 
-  /** Puts a lease with `token` at `key` unless a value is there; a previous lease is replaced (and so fenced). */
-  readonly lease: (
-    key: string,
-    token: string,
-    leaseMs: number,
-    tags?: ReadonlyArray<string>
-  ) => Effect.Effect<LeaseResult, CacheStoreError>
-  /** Writes `value` only if `key` still holds the lease `token`; answers whether it wrote. */
-  readonly fill: (
-    key: string,
-    token: string,
-    value: string,
-    options?: WriteOptions
-  ) => Effect.Effect<boolean, CacheStoreError>
-  /** Removes the lease `token` from `key` if it is still there (a load that failed). */
-  readonly release: (key: string, token: string) => Effect.Effect<void, CacheStoreError>
+    /** Puts a lease with `token` at `key` unless a value is there; a previous lease is replaced (and so fenced). */
+    readonly lease: (
+      key: string,
+      token: string,
+      leaseMs: number,
+      tags?: ReadonlyArray<string>
+    ) => Effect.Effect<LeaseResult, CacheStoreError>
+    /** Writes `value` only if `key` still holds the lease `token`; answers whether it wrote. */
+    readonly fill: (
+      key: string,
+      token: string,
+      value: string,
+      options?: WriteOptions
+    ) => Effect.Effect<boolean, CacheStoreError>
+    /** Removes the lease `token` from `key` if it is still there (a load that failed). */
+    readonly release: (key: string, token: string) => Effect.Effect<void, CacheStoreError>
 
-  /** The whole value at `key`, of whichever data type it holds. */
-  readonly read: (key: string) => Effect.Effect<CacheValue | undefined, CacheStoreError>
-  /** Replaces whatever `key` held with `value`, atomically, with its TTL and tags. */
-  readonly write: (key: string, value: CacheValue, options?: WriteOptions) => Effect.Effect<void, CacheStoreError>
-  /** Sets hash fields (merging); a TTL, when given, applies to the whole hash. */
-  readonly hashSet: (
-    key: string,
-    fields: Readonly<Record<string, string>>,
-    options?: TtlOptions
-  ) => Effect.Effect<void, CacheStoreError>
-  /** One field of a hash. */
-  readonly hashGet: (key: string, field: string) => Effect.Effect<string | undefined, CacheStoreError>
-  /** Adds set members; answers how many were new. */
-  readonly setAdd: (
-    key: string,
-    members: ReadonlyArray<string>,
-    options?: TtlOptions
-  ) => Effect.Effect<number, CacheStoreError>
-  /** Whether `member` is in the set at `key`. */
-  readonly setHas: (key: string, member: string) => Effect.Effect<boolean, CacheStoreError>
-  /** Adds or rescores sorted-set members; answers how many were new. */
-  readonly sortedSetAdd: (
-    key: string,
-    members: ReadonlyArray<ScoredMember>,
-    options?: TtlOptions
-  ) => Effect.Effect<number, CacheStoreError>
-  /** Members ranked `start..stop` (inclusive, negative from the end) by ascending score. */
-  readonly sortedSetRange: (
-    key: string,
-    start: number,
-    stop: number
-  ) => Effect.Effect<ReadonlyArray<ScoredMember>, CacheStoreError>
-  /** Appends to a list; answers its new length. */
-  readonly listPush: (
-    key: string,
-    values: ReadonlyArray<string>,
-    options?: TtlOptions
-  ) => Effect.Effect<number, CacheStoreError>
-  /** Elements `start..stop` (inclusive, negative from the end) of a list. */
-  readonly listRange: (
-    key: string,
-    start: number,
-    stop: number
-  ) => Effect.Effect<ReadonlyArray<string>, CacheStoreError>
+    /** The whole value at `key`, of whichever data type it holds. */
+    readonly read: (key: string) => Effect.Effect<CacheValue | undefined, CacheStoreError>
+    /** Replaces whatever `key` held with `value`, atomically, with its TTL and tags. */
+    readonly write: (key: string, value: CacheValue, options?: WriteOptions) => Effect.Effect<void, CacheStoreError>
+    /** Sets hash fields (merging); a TTL, when given, applies to the whole hash. */
+    readonly hashSet: (
+      key: string,
+      fields: Readonly<Record<string, string>>,
+      options?: TtlOptions
+    ) => Effect.Effect<void, CacheStoreError>
+    /** One field of a hash. */
+    readonly hashGet: (key: string, field: string) => Effect.Effect<string | undefined, CacheStoreError>
+    /** Adds set members; answers how many were new. */
+    readonly setAdd: (
+      key: string,
+      members: ReadonlyArray<string>,
+      options?: TtlOptions
+    ) => Effect.Effect<number, CacheStoreError>
+    /** Whether `member` is in the set at `key`. */
+    readonly setHas: (key: string, member: string) => Effect.Effect<boolean, CacheStoreError>
+    /** Adds or rescores sorted-set members; answers how many were new. */
+    readonly sortedSetAdd: (
+      key: string,
+      members: ReadonlyArray<ScoredMember>,
+      options?: TtlOptions
+    ) => Effect.Effect<number, CacheStoreError>
+    /** Members ranked `start..stop` (inclusive, negative from the end) by ascending score. */
+    readonly sortedSetRange: (
+      key: string,
+      start: number,
+      stop: number
+    ) => Effect.Effect<ReadonlyArray<ScoredMember>, CacheStoreError>
+    /** Appends to a list; answers its new length. */
+    readonly listPush: (
+      key: string,
+      values: ReadonlyArray<string>,
+      options?: TtlOptions
+    ) => Effect.Effect<number, CacheStoreError>
+    /** Elements `start..stop` (inclusive, negative from the end) of a list. */
+    readonly listRange: (
+      key: string,
+      start: number,
+      stop: number
+    ) => Effect.Effect<ReadonlyArray<string>, CacheStoreError>
 
-  /** Removes every live key matching the glob `pattern` (leases too), scanning `count` keys a step (never KEYS); answers the exact number of live entries removed. */
-  readonly deletePattern: (pattern: string, count?: number) => Effect.Effect<number, CacheStoreError>
-  /** Removes every live entry carrying any of `tags` (and leases taken with them); answers the exact count. */
-  readonly deleteTagged: (tags: ReadonlyArray<string>) => Effect.Effect<number, CacheStoreError>
-  /** Live keys carrying `tag` (a key only leased with it included). */
-  readonly tagged: (tag: string) => Effect.Effect<ReadonlyArray<string>, CacheStoreError>
-  /** Memory, key count and evictions. */
-  readonly info: Effect.Effect<StoreInfo, CacheStoreError>
-  /** A cheap health probe. */
-  readonly ping: Effect.Effect<void, CacheStoreError>
-  /** Removes every entry (used when continuity cannot be shown and everything may be stale). */
-  readonly flush: Effect.Effect<void, CacheStoreError>
-}>()("embedded-cache/CacheStore") {}
+    /** Removes every live key matching the glob `pattern` (leases too), scanning `count` keys a step (never KEYS); answers the exact number of live entries removed. */
+    readonly deletePattern: (pattern: string, count?: number) => Effect.Effect<number, CacheStoreError>
+    /** Removes every live entry carrying any of `tags` (and leases taken with them); answers the exact count. */
+    readonly deleteTagged: (tags: ReadonlyArray<string>) => Effect.Effect<number, CacheStoreError>
+    /** Live keys carrying `tag` (a key only leased with it included). */
+    readonly tagged: (tag: string) => Effect.Effect<ReadonlyArray<string>, CacheStoreError>
+    /** Memory, key count and evictions. */
+    readonly info: Effect.Effect<StoreInfo, CacheStoreError>
+    /** A cheap health probe. */
+    readonly ping: Effect.Effect<void, CacheStoreError>
+    /** Removes every entry (used when continuity cannot be shown and everything may be stale). */
+    readonly flush: Effect.Effect<void, CacheStoreError>
+  }
+>()("embedded-cache/CacheStore") {}

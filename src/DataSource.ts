@@ -35,7 +35,8 @@ export const make = (options: {
   readonly concurrency?: number | undefined
 }): DataSourceShape => ({
   load: options.load,
-  loadMany: options.loadMany ??
+  loadMany:
+    options.loadMany ??
     ((keys) =>
       Effect.forEach(keys, (key) => Effect.map(options.load(key), (value) => [key, value] as const), {
         concurrency: options.concurrency ?? 16

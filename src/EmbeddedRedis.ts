@@ -39,8 +39,8 @@ export const parseBytes = (size: string | number): number | undefined => {
 /** A Redis memory size: bytes, or a number with a Redis unit (`b`, `k`, `kb`, `m`, `mb`, `g`, `gb`). */
 export const MemorySize = Schema.Union([Schema.Int, Schema.String]).pipe(
   Schema.check(
-    Schema.makeFilter((size: string | number) =>
-      parseBytes(size) !== undefined || "expected bytes or a size such as 256mb"
+    Schema.makeFilter(
+      (size: string | number) => parseBytes(size) !== undefined || "expected bytes or a size such as 256mb"
     )
   )
 )
@@ -80,15 +80,18 @@ export class RedisServerError extends Schema.TaggedError<RedisServerError>()("Re
 }) {}
 
 /** A running, supervised embedded server. */
-export class EmbeddedRedis extends Context.Service<EmbeddedRedis, {
-  /** The unix socket clients connect to; stable across restarts. */
-  readonly socketPath: string
-  readonly dataDir: string
-  readonly config: EmbeddedRedisConfig
-  /** The pid of the server now running, or undefined while it is being restarted. */
-  readonly pid: Effect.Effect<number | undefined>
-  /** How many times the supervisor has restarted the server after it died. */
-  readonly restarts: Effect.Effect<number>
-  /** Waits until the server answers PING (immediately when it is up). */
-  readonly awaitReady: Effect.Effect<void>
-}>()("embedded-cache/EmbeddedRedis") {}
+export class EmbeddedRedis extends Context.Service<
+  EmbeddedRedis,
+  {
+    /** The unix socket clients connect to; stable across restarts. */
+    readonly socketPath: string
+    readonly dataDir: string
+    readonly config: EmbeddedRedisConfig
+    /** The pid of the server now running, or undefined while it is being restarted. */
+    readonly pid: Effect.Effect<number | undefined>
+    /** How many times the supervisor has restarted the server after it died. */
+    readonly restarts: Effect.Effect<number>
+    /** Waits until the server answers PING (immediately when it is up). */
+    readonly awaitReady: Effect.Effect<void>
+  }
+>()("embedded-cache/EmbeddedRedis") {}

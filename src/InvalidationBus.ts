@@ -24,21 +24,24 @@ export interface Delivery {
 }
 
 /** The bus, as one instance sees it. */
-export class InvalidationBus extends Context.Service<InvalidationBus, {
-  /** This instance's identity on the bus; its own events are not delivered back to it. */
-  readonly instanceId: string
-  /**
-   * Whether this instance's queue was created at this start (so nothing published before now reached it):
-   * when the store kept data from an earlier run, continuity cannot be shown.
-   */
-  readonly queueCreated: boolean
-  /** Publishes events to every other instance (batched where the transport can). */
-  readonly publish: (events: ReadonlyArray<InvalidationEvent>) => Effect.Effect<void, BusError>
-  /** This instance's deliveries, as they arrive; the stream runs until its scope closes. */
-  readonly deliveries: Stream.Stream<Delivery, BusError>
-  /**
-   * When the bus last answered this instance (a successful receive, even an empty one), in `Clock` epoch
-   * milliseconds; undefined before the first. The sync consumer flushes when it stays silent too long.
-   */
-  readonly lastContact: Effect.Effect<number | undefined>
-}>()("embedded-cache/InvalidationBus") {}
+export class InvalidationBus extends Context.Service<
+  InvalidationBus,
+  {
+    /** This instance's identity on the bus; its own events are not delivered back to it. */
+    readonly instanceId: string
+    /**
+     * Whether this instance's queue was created at this start (so nothing published before now reached it):
+     * when the store kept data from an earlier run, continuity cannot be shown.
+     */
+    readonly queueCreated: boolean
+    /** Publishes events to every other instance (batched where the transport can). */
+    readonly publish: (events: ReadonlyArray<InvalidationEvent>) => Effect.Effect<void, BusError>
+    /** This instance's deliveries, as they arrive; the stream runs until its scope closes. */
+    readonly deliveries: Stream.Stream<Delivery, BusError>
+    /**
+     * When the bus last answered this instance (a successful receive, even an empty one), in `Clock` epoch
+     * milliseconds; undefined before the first. The sync consumer flushes when it stays silent too long.
+     */
+    readonly lastContact: Effect.Effect<number | undefined>
+  }
+>()("embedded-cache/InvalidationBus") {}

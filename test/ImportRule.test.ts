@@ -9,7 +9,8 @@ import * as path from "node:path"
 const root = path.resolve(import.meta.dirname, "..")
 
 const sources = (dir: string): Array<string> =>
-  fs.readdirSync(path.join(root, dir), { recursive: true, encoding: "utf8" })
+  fs
+    .readdirSync(path.join(root, dir), { recursive: true, encoding: "utf8" })
     .filter((file) => file.endsWith(".ts"))
     .map((file) => path.join(dir, file))
 
@@ -17,11 +18,9 @@ const sources = (dir: string): Array<string> =>
 const specifiers = (file: string): Array<string> => {
   const text = fs.readFileSync(path.join(root, file), "utf8")
   const found: Array<string> = []
-  for (
-    const match of text.matchAll(
-      /(?:import|export)\s[^"'`;]*?from\s*["']([^"']+)["']|import\s*\(\s*["']([^"']+)["']\s*\)|import\s+["']([^"']+)["']/g
-    )
-  ) {
+  for (const match of text.matchAll(
+    /(?:import|export)\s[^"'`;]*?from\s*["']([^"']+)["']|import\s*\(\s*["']([^"']+)["']\s*\)|import\s+["']([^"']+)["']/g
+  )) {
     found.push(match[1] ?? match[2] ?? match[3]!)
   }
   return found
@@ -35,12 +34,17 @@ const allowed = (file: string, specifier: string, dirs: ReadonlyArray<string>): 
 }
 
 describe("the one-way import rule", () => {
-  for (const [dir, dirs] of [["src", ["src"]], ["effects", ["src", "effects"]]] as const) {
+  for (const [dir, dirs] of [
+    ["src", ["src"]],
+    ["effects", ["src", "effects"]]
+  ] as const) {
     it(`${dir}/ imports only effect and ${dirs.join(", ")}`, () => {
       const files = sources(dir)
       expect(files.length).toBeGreaterThan(0)
       const violations = files.flatMap((file) =>
-        specifiers(file).filter((s) => !allowed(file, s, dirs)).map((s) => `${file} imports ${s}`)
+        specifiers(file)
+          .filter((s) => !allowed(file, s, dirs))
+          .map((s) => `${file} imports ${s}`)
       )
       expect(violations).toEqual([])
     })

@@ -25,8 +25,8 @@ const describeTarget = (target: Target) =>
   target.invalidation_type === "key"
     ? target.key
     : target.invalidation_type === "pattern"
-    ? `pattern ${target.pattern}`
-    : `tags ${target.tags.join(",")}`
+      ? `pattern ${target.pattern}`
+      : `tags ${target.tags.join(",")}`
 
 /** The source changes and instance `i` writes it: `set` of the new value, or an invalidation of the target. */
 const update = (i: number, target: Target, write: "set" | "invalidate"): Command => ({
@@ -84,7 +84,12 @@ const drop = (i: number, index: number): Command => ({
 const evict = (i: number, key: string): Command => ({
   check: (m: Readonly<Model>) => i < m.held.length,
   run: async (_: Model, real: Sync.Real) => {
-    await real.run(World.on(real.instances[i]!, CacheStore.use((store) => store.delete([key]))))
+    await real.run(
+      World.on(
+        real.instances[i]!,
+        CacheStore.use((store) => store.delete([key]))
+      )
+    )
   },
   toString: () => `evict(i${i}, ${key})`
 })
@@ -114,29 +119,32 @@ export const commands = (instances: number, maxCommands: number) => {
   const i = fc.nat(instances - 1)
   const index = fc.nat(3)
   const updates = fc.oneof(
-    fc.tuple(i, key, fc.constantFrom("set" as const, "invalidate" as const)).map(([n, k, w]) =>
-      update(n, { invalidation_type: "key", key: k }, w)
-    ),
+    fc
+      .tuple(i, key, fc.constantFrom("set" as const, "invalidate" as const))
+      .map(([n, k, w]) => update(n, { invalidation_type: "key", key: k }, w)),
     fc.tuple(i, target).map(([n, t]) => update(n, t, "invalidate"))
   )
   const reads = fc.tuple(i, key, fc.boolean()).map(([n, k, load]) => read(n, k, load))
   const deliveries = fc.tuple(i, index).map(([n, x]) => deliver(n, x))
   // Weights by repetition: the races worth finding need updates, reads and deliveries to interleave, and
   // long expiries would wipe the entries whose staleness is under test.
-  return fc.commands<Model, Sync.Real, false>([
-    updates,
-    updates,
-    updates,
-    reads,
-    reads,
-    reads,
-    deliveries,
-    deliveries,
-    deliveries,
-    deliveries,
-    fc.tuple(i, index).map(([n, x]) => duplicate(n, x)),
-    fc.tuple(i, index).map(([n, x]) => drop(n, x)),
-    fc.tuple(i, key).map(([n, k]) => evict(n, k)),
-    fc.integer({ min: 1, max: 15 }).map((s) => expire(s))
-  ], { maxCommands })
+  return fc.commands<Model, Sync.Real, false>(
+    [
+      updates,
+      updates,
+      updates,
+      reads,
+      reads,
+      reads,
+      deliveries,
+      deliveries,
+      deliveries,
+      deliveries,
+      fc.tuple(i, index).map(([n, x]) => duplicate(n, x)),
+      fc.tuple(i, index).map(([n, x]) => drop(n, x)),
+      fc.tuple(i, key).map(([n, k]) => evict(n, k)),
+      fc.integer({ min: 1, max: 15 }).map((s) => expire(s))
+    ],
+    { maxCommands }
+  )
 }

@@ -65,7 +65,7 @@ const macrotask = Effect.promise(() => new Promise<void>((resolve) => setImmedia
 
 /** Yields (never sleeps: the clock is a TestClock) until `condition` holds. */
 export const settle = <E>(condition: Effect.Effect<boolean, E>, what: string) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     for (let i = 0; i < 20_000; i++) {
       if (yield* condition) return
       yield* i % 20 === 19 ? macrotask : Effect.yieldNow
@@ -74,9 +74,10 @@ export const settle = <E>(condition: Effect.Effect<boolean, E>, what: string) =>
   })
 
 const handled = (instance: World.Instance) =>
-  World.on(instance, SyncConsumer.use((s) => s.stats)).pipe(
-    Effect.map((s) => s.applied + s.duplicates + s.own + s.malformed)
-  )
+  World.on(
+    instance,
+    SyncConsumer.use((s) => s.stats)
+  ).pipe(Effect.map((s) => s.applied + s.duplicates + s.own + s.malformed))
 
 /** Builds a world of `count` instances, each store from `store`. */
 export const make = async (
@@ -87,11 +88,10 @@ export const make = async (
   const scope = await runtime.runPromise(Scope.make())
   const ids = Array.from({ length: count }, (_, i) => `i${i}`)
   const built = await runtime.runPromise(
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const hub = yield* MemoryBus.makeHub({ instances: ids, mode: "manual" })
-      const instances = yield* Effect.forEach(
-        ids,
-        (id, i) => Layer.build(World.instanceLayer(hub, id, { sync, store: store(i) }))
+      const instances = yield* Effect.forEach(ids, (id, i) =>
+        Layer.build(World.instanceLayer(hub, id, { sync, store: store(i) }))
       )
       return { hub, instances }
     }).pipe(Scope.provide(scope))
@@ -130,7 +130,7 @@ export const checkAnswer = (
 
 /** Updates the source for `target`'s keys, then invalidates (or, for a key, writes) on instance `i`. */
 export const update = (real: Real, i: number, target: Target, write: "set" | "invalidate") =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const before = new Set(real.hub.held(real.ids[(i + 1) % real.ids.length]!).map((m) => m.id))
     const touched = covered(target).filter((key) => real.source.has(key))
     for (const key of touched) real.source.set(key, real.source.get(key)! + 1)
@@ -139,15 +139,22 @@ export const update = (real: Real, i: number, target: Target, write: "set" | "in
       yield* World.on(
         instance,
         Cache.use((cache) =>
-          cache.set(target.key, { key: target.key, version: real.source.get(target.key)! }, {
-            schema: Versioned,
-            ttl,
-            tags: tagsOf[target.key]
-          })
+          cache.set(
+            target.key,
+            { key: target.key, version: real.source.get(target.key)! },
+            {
+              schema: Versioned,
+              ttl,
+              tags: tagsOf[target.key]
+            }
+          )
         )
       )
     } else {
-      yield* World.on(instance, Cache.use((cache) => cache.invalidate(target)))
+      yield* World.on(
+        instance,
+        Cache.use((cache) => cache.invalidate(target))
+      )
     }
     for (const key of touched) real.floors[i]!.set(key, real.source.get(key)!)
     // Remember what the event says, to raise the floors of the instances that apply it.
@@ -161,7 +168,7 @@ export const update = (real: Real, i: number, target: Target, write: "set" | "in
 
 /** Delivers the held message `index` (mod the held count) to instance `i` and waits until it was handled. */
 export const deliver = (real: Real, i: number, index: number) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const id = real.ids[i]!
     const held = real.hub.held(id)
     if (held.length === 0) return
@@ -169,7 +176,10 @@ export const deliver = (real: Real, i: number, index: number) =>
     const instance = real.instances[i]!
     const before = yield* handled(instance)
     yield* real.hub.deliver(id, index % held.length)
-    yield* settle(Effect.map(handled(instance), (n) => n > before), `${id} handles a delivery`)
+    yield* settle(
+      Effect.map(handled(instance), (n) => n > before),
+      `${id} handles a delivery`
+    )
     const versions = real.published.get(decode(message.body).event_id)
     if (versions !== undefined) {
       for (const [key, version] of versions) {
@@ -181,15 +191,19 @@ export const deliver = (real: Real, i: number, index: number) =>
 
 /** Reads `key` on instance `i` through getOrLoad (the loader reads the source) and checks the answer. */
 export const read = (real: Real, i: number, key: string) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const value = yield* World.on(
       real.instances[i]!,
       Cache.use((cache) =>
-        cache.getOrLoad(key, Effect.sync(() => ({ key, version: real.source.get(key)! })), {
-          schema: Versioned,
-          ttl,
-          tags: tagsOf[key]
-        })
+        cache.getOrLoad(
+          key,
+          Effect.sync(() => ({ key, version: real.source.get(key)! })),
+          {
+            schema: Versioned,
+            ttl,
+            tags: tagsOf[key]
+          }
+        )
       )
     )
     checkAnswer(real, i, key, Option.some(value), "getOrLoad")
@@ -197,8 +211,11 @@ export const read = (real: Real, i: number, key: string) =>
 
 /** Reads `key` on instance `i` without loading and checks the answer. */
 export const get = (real: Real, i: number, key: string) =>
-  Effect.gen(function*() {
-    const value = yield* World.on(real.instances[i]!, Cache.use((cache) => cache.get(key, Versioned)))
+  Effect.gen(function* () {
+    const value = yield* World.on(
+      real.instances[i]!,
+      Cache.use((cache) => cache.get(key, Versioned))
+    )
     checkAnswer(real, i, key, value, "get")
   })
 
@@ -207,7 +224,7 @@ export const get = (real: Real, i: number, key: string) =>
  * delivered, the clock passes the gap timeout; then every instance must answer the source's value or miss.
  */
 export const drainAndCheck = (real: Real) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     for (let i = 0; i < real.instances.length; i++) {
       yield* update(real, i, { invalidation_type: "key", key: `sentinel:${i}` }, "invalidate")
     }
@@ -217,12 +234,15 @@ export const drainAndCheck = (real: Real) =>
     yield* TestClock.adjust("12 seconds")
     for (let i = 0; i < real.instances.length; i++) {
       for (const key of keys) {
-        const value = yield* World.on(real.instances[i]!, Cache.use((cache) => cache.get(key, Versioned)))
+        const value = yield* World.on(
+          real.instances[i]!,
+          Cache.use((cache) => cache.get(key, Versioned))
+        )
         if (Option.isSome(value) && value.value.version !== real.source.get(key)) {
           real.violations.push(
-            `after draining, ${real.ids[i]} answers ${key} at version ${value.value.version}, the source is at ${
-              real.source.get(key)
-            }`
+            `after draining, ${real.ids[i]} answers ${key} at version ${value.value.version}, the source is at ${real.source.get(
+              key
+            )}`
           )
         }
       }

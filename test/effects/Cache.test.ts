@@ -17,7 +17,7 @@ const provideFresh = <A, E>(effect: Effect.Effect<A, E, Cache.Cache | CacheStore
 
 describe("Cache.getOrLoad", () => {
   it.effect("loads a miss once, fills it, and answers later calls from the store", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const cache = yield* Cache.Cache
       const loader = Loaders.counting(ada)
       assert.deepStrictEqual(yield* cache.getOrLoad("user:1", loader.load, { schema: User }), ada)
@@ -28,25 +28,26 @@ describe("Cache.getOrLoad", () => {
       assert.strictEqual(stats.hits, 1)
       assert.strictEqual(stats.misses, 1)
       assert.strictEqual(stats.fills, 1)
-    }).pipe(provideFresh))
+    }).pipe(provideFresh)
+  )
 
   it.effect("runs one load for concurrent callers of a key, and all of them get its value", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const cache = yield* Cache.Cache
       const loader = yield* Loaders.gated(ada)
-      const callers = yield* Effect.forEach(
-        Array.from({ length: 20 }),
-        () => Effect.forkChild(cache.getOrLoad("user:1", loader.load, { schema: User }))
+      const callers = yield* Effect.forEach(Array.from({ length: 20 }), () =>
+        Effect.forkChild(cache.getOrLoad("user:1", loader.load, { schema: User }))
       )
       yield* Deferred.await(loader.started)
       yield* loader.open
       for (const caller of callers) assert.deepStrictEqual(yield* Fiber.join(caller), ada)
       assert.strictEqual(loader.runs(), 1)
       assert.strictEqual((yield* cache.stats).sharedLoads, 19)
-    }).pipe(provideFresh))
+    }).pipe(provideFresh)
+  )
 
   it.effect("fences a load that raced a delete, so the pre-delete value is not written back", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const cache = yield* Cache.Cache
       const stale = yield* Loaders.gated({ id: 1, name: "before the delete" })
       const early = yield* Effect.forkChild(cache.getOrLoad("user:1", stale.load, { schema: User }))
@@ -60,10 +61,11 @@ describe("Cache.getOrLoad", () => {
       assert.deepStrictEqual(yield* cache.get("user:1", User), Option.some(ada))
       assert.strictEqual(fresh.runs(), 1)
       assert.strictEqual((yield* cache.stats).fencedFills, 1)
-    }).pipe(provideFresh))
+    }).pipe(provideFresh)
+  )
 
   it.effect("keeps a value set during a load instead of the load's older result", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const cache = yield* Cache.Cache
       const stale = yield* Loaders.gated({ id: 1, name: "old" })
       const load = yield* Effect.forkChild(cache.getOrLoad("user:1", stale.load, { schema: User }))
@@ -72,10 +74,11 @@ describe("Cache.getOrLoad", () => {
       yield* stale.open
       yield* Fiber.join(load)
       assert.deepStrictEqual(yield* cache.get("user:1", User), Option.some(ada))
-    }).pipe(provideFresh))
+    }).pipe(provideFresh)
+  )
 
   it.effect("fails every caller with the loader's error, caches nothing, and loads again next time", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const cache = yield* Cache.Cache
       const failing = Effect.fail("source down" as const)
       const exit = yield* Effect.exit(cache.getOrLoad("user:1", failing, { schema: User }))
@@ -84,10 +87,11 @@ describe("Cache.getOrLoad", () => {
       assert.deepStrictEqual(yield* cache.getOrLoad("user:1", loader.load, { schema: User }), ada)
       assert.strictEqual(loader.runs(), 1)
       assert.strictEqual((yield* cache.stats).loadFailures, 1)
-    }).pipe(provideFresh))
+    }).pipe(provideFresh)
+  )
 
   it.effect("lets the shared load finish for the others when one caller is interrupted", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const cache = yield* Cache.Cache
       const loader = yield* Loaders.gated(ada)
       const first = yield* Effect.forkChild(cache.getOrLoad("user:1", loader.load, { schema: User }))
@@ -99,10 +103,11 @@ describe("Cache.getOrLoad", () => {
       assert.deepStrictEqual(yield* Fiber.join(second), ada)
       assert.deepStrictEqual(yield* cache.get("user:1", User), Option.some(ada))
       assert.strictEqual(loader.runs(), 1)
-    }).pipe(provideFresh))
+    }).pipe(provideFresh)
+  )
 
   it.effect("treats an entry that no longer decodes as a miss: deleted, counted, reloaded", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const cache = yield* Cache.Cache
       yield* cache.set("user:1", "not a user", { schema: Schema.String })
       assert.deepStrictEqual(yield* cache.get("user:1", User), Option.none())
@@ -110,10 +115,11 @@ describe("Cache.getOrLoad", () => {
       yield* cache.set("user:2", "not a user", { schema: Schema.String })
       assert.deepStrictEqual(yield* cache.getOrLoad("user:2", Effect.succeed(ada), { schema: User }), ada)
       assert.strictEqual((yield* cache.stats).decodeFailures, 2)
-    }).pipe(provideFresh))
+    }).pipe(provideFresh)
+  )
 
   it.effect("applies the TTL of the call, then the default, and the entry expires on the clock", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const cache = yield* Cache.Cache
       yield* cache.getOrLoad("a", Effect.succeed(1), { schema: Schema.Number, ttl: "1 minute" })
       yield* cache.getOrLoad("b", Effect.succeed(2), { schema: Schema.Number })
@@ -124,22 +130,24 @@ describe("Cache.getOrLoad", () => {
       assert.isTrue(yield* cache.exists("b"))
     }).pipe(
       Effect.provide(Cache.layer({ defaultTtl: "1 hour" }).pipe(Layer.provideMerge(MemoryStore.layer), Layer.fresh))
-    ))
+    )
+  )
 
   it.effect("refuses an invalid key with a typed error before touching the store", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const cache = yield* Cache.Cache
       for (const key of ["", "a\nb", "x".repeat(513), "é".repeat(257)]) {
         const error = yield* Effect.flip(cache.getOrLoad(key, Effect.succeed(ada), { schema: User }))
         assert.strictEqual(error._tag, "InvalidKeyError")
       }
       assert.deepStrictEqual(yield* cache.get("k".repeat(512), User), Option.none())
-    }).pipe(provideFresh))
+    }).pipe(provideFresh)
+  )
 })
 
 describe("Cache.getMany", () => {
   it.effect("answers hits from one MGET and loads only the misses, in one batch, filling them", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const cache = yield* Cache.Cache
       yield* cache.set("n:1", 1, { schema: Schema.Number })
       const batches: Array<ReadonlyArray<string>> = []
@@ -151,14 +159,22 @@ describe("Cache.getMany", () => {
             return new Map(keys.filter((k) => k !== "n:4").map((k) => [k, Number(k.slice(2))]))
           })
       })
-      const found = yield* cache.getMany(["n:1", "n:2", "n:3", "n:4", "n:2"], { schema: Schema.Number }).pipe(
-        Effect.provideService(DataSource.DataSource, source)
+      const found = yield* cache
+        .getMany(["n:1", "n:2", "n:3", "n:4", "n:2"], { schema: Schema.Number })
+        .pipe(Effect.provideService(DataSource.DataSource, source))
+      assert.deepStrictEqual(
+        [...found],
+        [
+          ["n:1", 1],
+          ["n:2", 2],
+          ["n:3", 3]
+        ]
       )
-      assert.deepStrictEqual([...found], [["n:1", 1], ["n:2", 2], ["n:3", 3]])
       assert.deepStrictEqual(batches, [["n:2", "n:3", "n:4"]])
       assert.deepStrictEqual(yield* cache.get("n:3", Schema.Number), Option.some(3))
       assert.isFalse(yield* cache.exists("n:4"))
-    }).pipe(provideFresh))
+    }).pipe(provideFresh)
+  )
 })
 
 describe("Cache degradation", () => {
@@ -169,7 +185,7 @@ describe("Cache degradation", () => {
   )
 
   it.effect("serves getOrLoad from the loader with no error while the store is down", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const cache = yield* Cache.Cache
       const control = yield* FlakyStore.FlakyControl
       yield* control.setDown(true)
@@ -180,10 +196,11 @@ describe("Cache degradation", () => {
       const stats = yield* cache.stats
       assert.strictEqual(stats.breaker, "open")
       assert.isTrue(stats.degradedReads >= 10)
-    }).pipe(Effect.provide(flaky)))
+    }).pipe(Effect.provide(flaky))
+  )
 
   it.effect("fails writes soft with a typed outcome and stops calling a dead store once the breaker opens", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const cache = yield* Cache.Cache
       const control = yield* FlakyStore.FlakyControl
       yield* control.setDown(true)
@@ -196,10 +213,11 @@ describe("Cache degradation", () => {
       for (let i = 0; i < 100; i++) yield* cache.get("k", Schema.Number)
       assert.strictEqual(yield* control.refused, refusedWhenOpen)
       assert.strictEqual((yield* cache.stats).failedWrites, 2)
-    }).pipe(Effect.provide(flaky)))
+    }).pipe(Effect.provide(flaky))
+  )
 
   it.effect("invalidates keys whose writes failed before serving reads again after recovery", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const cache = yield* Cache.Cache
       const control = yield* FlakyStore.FlakyControl
       yield* cache.set("user:1", { id: 1, name: "old" }, { schema: User })
@@ -217,5 +235,6 @@ describe("Cache degradation", () => {
       assert.strictEqual(stats.breaker, "closed")
       assert.strictEqual(stats.pendingInvalidations, 0)
       assert.isFalse(yield* (yield* CacheStore).exists("user:1"))
-    }).pipe(Effect.provide(flaky)))
+    }).pipe(Effect.provide(flaky))
+  )
 })

@@ -17,11 +17,14 @@ const statsOf = SyncConsumer.use((sync) => sync.stats)
 
 /** Waits (on the TestClock-free path: yielding) until `instance` no longer holds `key`. */
 const dropped = (instance: World.Instance, key: string) =>
-  Poll.until(Effect.map(World.on(instance, has(key)), (present) => !present), {
-    timeoutMs: 2000,
-    what: `${key} is dropped`,
-    intervalMs: 0
-  })
+  Poll.until(
+    Effect.map(World.on(instance, has(key)), (present) => !present),
+    {
+      timeoutMs: 2000,
+      what: `${key} is dropped`,
+      intervalMs: 0
+    }
+  )
 
 /** A message body as a foreign publisher might send it: valid unless `fields` break it. */
 const event = (fields: Record<string, unknown>) =>
@@ -38,27 +41,31 @@ const event = (fields: Record<string, unknown>) =>
 
 describe("sync over the memory bus", () => {
   it.live("a write on one instance drops the key on the others, and fills publish nothing", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const hub = yield* MemoryBus.makeHub({ instances: ["a", "b", "c"], mode: "auto" })
       const [a, b, c] = yield* World.instances(hub, ["a", "b", "c"])
       for (const instance of [a!, b!, c!]) yield* World.on(instance, fill("user:1", "old"))
-      yield* World.on(a!, Cache.use((cache) => cache.set("user:1", "new", { schema: Str })))
+      yield* World.on(
+        a!,
+        Cache.use((cache) => cache.set("user:1", "new", { schema: Str }))
+      )
       yield* dropped(b!, "user:1")
       yield* dropped(c!, "user:1")
       assert.isTrue(yield* World.on(a!, has("user:1")))
       // Three fills, one write: exactly one event reached each peer.
       assert.strictEqual((yield* World.on(b!, statsOf)).received, 1)
       assert.strictEqual((yield* World.on(c!, statsOf)).received, 1)
-    }).pipe(Effect.scoped))
+    }).pipe(Effect.scoped)
+  )
 
   it.live("pattern and tag invalidations are applied by every peer with their own exact counts", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const hub = yield* MemoryBus.makeHub({ instances: ["a", "b"], mode: "auto" })
       const [a, b] = yield* World.instances(hub, ["a", "b"])
       yield* World.on(
         b!,
         Cache.use((cache) =>
-          Effect.gen(function*() {
+          Effect.gen(function* () {
             yield* cache.getOrLoad("user:1", Effect.succeed("1"), { schema: Str })
             yield* cache.getOrLoad("user:2", Effect.succeed("2"), { schema: Str })
             yield* cache.getOrLoad("order:1", Effect.succeed("o"), { schema: Str, tags: ["orders"] })
@@ -71,15 +78,19 @@ describe("sync over the memory bus", () => {
         Cache.use((cache) => cache.invalidate({ invalidation_type: "pattern", pattern: "user:*" }))
       )
       assert.deepStrictEqual(byPattern, { _tag: "Deleted", removed: 0 })
-      yield* World.on(a!, Cache.use((cache) => cache.invalidate({ invalidation_type: "tag", tags: ["orders"] })))
+      yield* World.on(
+        a!,
+        Cache.use((cache) => cache.invalidate({ invalidation_type: "tag", tags: ["orders"] }))
+      )
       yield* dropped(b!, "user:1")
       yield* dropped(b!, "user:2")
       yield* dropped(b!, "order:1")
       assert.isTrue(yield* World.on(b!, has("keep")))
-    }).pipe(Effect.scoped))
+    }).pipe(Effect.scoped)
+  )
 
   it.live("a pattern matching everything is refused without all: true", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const hub = yield* MemoryBus.makeHub({ instances: ["a"], mode: "auto" })
       const [a] = yield* World.instances(hub, ["a"])
       const error = yield* World.on(
@@ -92,10 +103,11 @@ describe("sync over the memory bus", () => {
         Cache.use((cache) => cache.invalidate({ invalidation_type: "pattern", pattern: "*", all: true }))
       )
       assert.strictEqual(all._tag, "Deleted")
-    }).pipe(Effect.scoped))
+    }).pipe(Effect.scoped)
+  )
 
   it.live("applies a duplicated event once, skips its own events, and leaves malformed ones unacknowledged", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const hub = yield* MemoryBus.makeHub({ instances: ["a", "b"], mode: "auto" })
       const [, b] = yield* World.instances(hub, ["a", "b"])
       const twice = event({ seq: 1 })
@@ -105,54 +117,65 @@ describe("sync over the memory bus", () => {
       yield* hub.send("b", "{ not json")
       yield* hub.send("b", event({ seq: 2, invalidation_type: "colour" }))
       yield* hub.send("b", event({ seq: 2, key: "after-the-bad-ones" }))
-      yield* Poll.until(Effect.map(World.on(b!, statsOf), (s) => s.received === 6), {
-        timeoutMs: 2000,
-        what: "six deliveries",
-        intervalMs: 0
-      })
+      yield* Poll.until(
+        Effect.map(World.on(b!, statsOf), (s) => s.received === 6),
+        {
+          timeoutMs: 2000,
+          what: "six deliveries",
+          intervalMs: 0
+        }
+      )
       const stats = yield* World.on(b!, statsOf)
       assert.deepStrictEqual(
         { applied: stats.applied, duplicates: stats.duplicates, own: stats.own, malformed: stats.malformed },
         { applied: 2, duplicates: 1, own: 1, malformed: 2 }
       )
       assert.strictEqual(hub.unacked("b"), 2)
-    }).pipe(Effect.scoped))
+    }).pipe(Effect.scoped)
+  )
 })
 
 describe("continuity", () => {
   const sync = { gapTimeout: "10 seconds", silenceBound: "30 seconds", checkInterval: "1 second" } as const
 
   it.effect("flushes once a lost event's seq gap outlives the gap timeout", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const hub = yield* MemoryBus.makeHub({ instances: ["a", "b"], mode: "manual" })
       const [a, b] = yield* World.instances(hub, ["a", "b"], { sync })
       yield* World.on(b!, fill("stale", "v1"))
       for (const key of ["x", "stale", "y"]) {
         yield* World.on(a!, Cache.use((cache) => cache.delete(key)).pipe(Effect.forkChild))
       }
-      yield* Poll.until(Effect.sync(() => hub.held("b").length === 3), {
-        timeoutMs: 2000,
-        what: "3 held",
-        intervalMs: 0
-      })
+      yield* Poll.until(
+        Effect.sync(() => hub.held("b").length === 3),
+        {
+          timeoutMs: 2000,
+          what: "3 held",
+          intervalMs: 0
+        }
+      )
       yield* hub.deliver("b", 0)
       yield* hub.drop("b", 0) // the invalidation of "stale" is lost
       yield* hub.deliver("b", 0)
-      yield* Poll.until(Effect.map(World.on(b!, statsOf), (s) => s.applied === 2), {
-        timeoutMs: 2000,
-        what: "2 applied",
-        intervalMs: 0
-      })
+      yield* Poll.until(
+        Effect.map(World.on(b!, statsOf), (s) => s.applied === 2),
+        {
+          timeoutMs: 2000,
+          what: "2 applied",
+          intervalMs: 0
+        }
+      )
       assert.isTrue(yield* World.on(b!, has("stale")))
       yield* TestClock.adjust("9 seconds")
       assert.isTrue(yield* World.on(b!, has("stale")))
       yield* TestClock.adjust("2 seconds")
       assert.isFalse(yield* World.on(b!, has("stale")))
       assert.strictEqual((yield* World.on(b!, statsOf)).flushes, 1)
-    }).pipe(Effect.scoped))
+    }).pipe(Effect.scoped)
+  )
 
   it.effect("flushes when the bus stays silent longer than the bound", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const hub = yield* MemoryBus.makeHub({ instances: ["a", "b"], mode: "auto" })
       const [, b] = yield* World.instances(hub, ["a", "b"], { sync })
       yield* World.on(b!, fill("k", "v"))
@@ -162,17 +185,19 @@ describe("continuity", () => {
       yield* TestClock.adjust("2 seconds")
       assert.isFalse(yield* World.on(b!, has("k")))
       assert.strictEqual((yield* World.on(b!, statsOf)).flushes, 1)
-    }).pipe(Effect.scoped))
+    }).pipe(Effect.scoped)
+  )
 
   it.effect("flushes data kept from an earlier run when the queue is new", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const hub = yield* MemoryBus.makeHub({ instances: ["a"], mode: "auto" })
       const kept = yield* MemoryStore.make
-      yield* kept.set("from-last-run", "\"v\"")
+      yield* kept.set("from-last-run", '"v"')
       const a = yield* Layer.build(
         World.instanceLayer(hub, "a", { queueCreated: true, store: Layer.succeed(CacheStore, kept) })
       )
       assert.isFalse(yield* World.on(a, has("from-last-run")))
       assert.strictEqual((yield* World.on(a, statsOf)).flushes, 1)
-    }).pipe(Effect.scoped))
+    }).pipe(Effect.scoped)
+  )
 })

@@ -15,20 +15,24 @@ const embedded = (
 ) =>
   Layer.unwrap(
     Effect.map(TempDir.make, (dir) =>
-      CacheLayers.layerEmbedded({ server: { ...defaults(dir), ...server }, cache, store }))
+      CacheLayers.layerEmbedded({ server: { ...defaults(dir), ...server }, cache, store })
+    )
   ).pipe(Layer.fresh)
 
 /** SIGKILLs the running server and waits until the supervisor has a new one and the store reaches it. */
-const killAndAwaitRestart = Effect.gen(function*() {
+const killAndAwaitRestart = Effect.gen(function* () {
   const server = yield* EmbeddedRedis
   const store = yield* CacheStore
   const pid = yield* server.pid
   assert.isDefined(pid)
   process.kill(pid!, "SIGKILL")
-  yield* Poll.until(Effect.map(server.pid, (now) => now !== undefined && now !== pid), {
-    timeoutMs: 5000,
-    what: "the supervisor restarted the server"
-  })
+  yield* Poll.until(
+    Effect.map(server.pid, (now) => now !== undefined && now !== pid),
+    {
+      timeoutMs: 5000,
+      what: "the supervisor restarted the server"
+    }
+  )
   yield* server.awaitReady
   yield* Poll.until(Effect.isSuccess(store.ping), { timeoutMs: 5000, what: "the store reconnected" })
 })
@@ -37,7 +41,7 @@ const value1k = "x".repeat(1024)
 
 describe("layerEmbedded", () => {
   it.live("answers getOrLoad from the loader, with no error, while the server is killed and restarted", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const cache = yield* Cache.Cache
       const server = yield* EmbeddedRedis
       const store = yield* CacheStore
@@ -60,16 +64,17 @@ describe("layerEmbedded", () => {
       yield* Poll.until(
         Effect.andThen(
           cache.getOrLoad("after", Effect.succeed("filled"), { schema: Schema.String }),
-          Effect.map(store.get("after"), (v) => v === "\"filled\"")
+          Effect.map(store.get("after"), (v) => v === '"filled"')
         ),
         { timeoutMs: 5000, what: "fills reach the restarted server" }
       )
       assert.isTrue(served > 0)
       assert.strictEqual(yield* server.restarts, 1)
-    }).pipe(Effect.provide(embedded({}, { resetAfter: "50 millis", failureThreshold: 1 }))))
+    }).pipe(Effect.provide(embedded({}, { resetAfter: "50 millis", failureThreshold: 1 })))
+  )
 
   it.live("times out on a hung server (SIGSTOP) and answers getOrLoad from the loader, then recovers", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const cache = yield* Cache.Cache
       const server = yield* EmbeddedRedis
       const store = yield* CacheStore
@@ -89,10 +94,11 @@ describe("layerEmbedded", () => {
         Effect.map(cache.get("k", Schema.String), (v) => Option.getOrUndefined(v) === "cached"),
         { timeoutMs: 10_000, what: "reads are served from the store again" }
       )
-    }).pipe(Effect.provide(embedded({}, { resetAfter: "50 millis" }, { commandTimeoutMs: 200 }))))
+    }).pipe(Effect.provide(embedded({}, { resetAfter: "50 millis" }, { commandTimeoutMs: 200 })))
+  )
 
   it.live("keeps every acknowledged write across a SIGKILL with aof and appendfsync always", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const cache = yield* Cache.Cache
       const store = yield* CacheStore
       const keys = Array.from({ length: 1000 }, (_, i) => `durable:${i}`)
@@ -103,28 +109,34 @@ describe("layerEmbedded", () => {
       yield* killAndAwaitRestart
       const values = yield* store.getMany(keys)
       assert.strictEqual(values.filter((v, i) => v === JSON.stringify(keys[i])).length, 1000)
-    }).pipe(Effect.provide(embedded({ persistence: "aof", appendfsync: "always" }))))
+    }).pipe(Effect.provide(embedded({ persistence: "aof", appendfsync: "always" })))
+  )
 
   it.live("evicts under allkeys-lru and keeps used memory within the limit", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const cache = yield* Cache.Cache
       const store = yield* CacheStore
       const limit = 4 * 1024 * 1024
       // 2x the limit in 1 KB values.
-      yield* Effect.forEach(Array.from({ length: 8192 }, (_, i) => i), (i) =>
-        Effect.flatMap(cache.set(`lru:${i}`, value1k, { schema: Schema.String }), (outcome) => {
-          assert.strictEqual(outcome._tag, "Written")
-          return Effect.void
-        }), { concurrency: 32 })
+      yield* Effect.forEach(
+        Array.from({ length: 8192 }, (_, i) => i),
+        (i) =>
+          Effect.flatMap(cache.set(`lru:${i}`, value1k, { schema: Schema.String }), (outcome) => {
+            assert.strictEqual(outcome._tag, "Written")
+            return Effect.void
+          }),
+        { concurrency: 32 }
+      )
       const info = yield* store.info
       assert.strictEqual(info.maxMemory, limit)
       assert.isAtMost(info.usedMemory, limit + 4096)
       assert.isAbove(info.evictedKeys, 0)
       assert.deepStrictEqual(yield* cache.get("lru:8191", Schema.String), Option.some(value1k))
-    }).pipe(Effect.provide(embedded({ maxmemory: "4mb", evictionPolicy: "allkeys-lru" }))))
+    }).pipe(Effect.provide(embedded({ maxmemory: "4mb", evictionPolicy: "allkeys-lru" })))
+  )
 
   it.live("fails writes soft with OutOfMemory under noeviction and still serves reads", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const cache = yield* Cache.Cache
       yield* cache.set("first", value1k, { schema: Schema.String })
       let i = 0
@@ -138,5 +150,6 @@ describe("layerEmbedded", () => {
       assert.deepStrictEqual(yield* cache.get("fill:0", Schema.String), Option.some(value1k))
       // A healthy store refusing writes is not an outage: the breaker stays closed.
       assert.strictEqual((yield* cache.stats).breaker, "closed")
-    }).pipe(Effect.provide(embedded({ maxmemory: "4mb", evictionPolicy: "noeviction" }))))
+    }).pipe(Effect.provide(embedded({ maxmemory: "4mb", evictionPolicy: "noeviction" })))
+  )
 })

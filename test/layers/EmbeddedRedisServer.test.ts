@@ -38,12 +38,18 @@ const socketInodes = (pid: number): Set<string> =>
 /** Inodes of all listening TCP sockets (state 0A) in /proc/net/tcp and /proc/net/tcp6. */
 const listeningTcpInodes = (): Set<string> =>
   new Set(
-    ["/proc/net/tcp", "/proc/net/tcp6"].filter((file) => fs.existsSync(file)).flatMap((file) =>
-      fs.readFileSync(file, "utf8").split("\n").slice(1).flatMap((line) => {
-        const columns = line.trim().split(/\s+/)
-        return columns[3] === "0A" && columns[9] !== undefined ? [columns[9]] : []
-      })
-    )
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+      .filter((file) => fs.existsSync(file))
+      .flatMap((file) =>
+        fs
+          .readFileSync(file, "utf8")
+          .split("\n")
+          .slice(1)
+          .flatMap((line) => {
+            const columns = line.trim().split(/\s+/)
+            return columns[3] === "0A" && columns[9] !== undefined ? [columns[9]] : []
+          })
+      )
   )
 
 /** The pid of a process that has run and exited. */
@@ -63,9 +69,9 @@ const mode = (file: string): number => fs.statSync(file).mode & 0o777
 
 describe("EmbeddedRedisServer", () => {
   it.live("starts a server that answers PING over the unix socket in its data dir", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const dir = yield* TempDir.make
-      yield* Effect.gen(function*() {
+      yield* Effect.gen(function* () {
         const redis = yield* EmbeddedRedis.EmbeddedRedis
         assert.strictEqual(redis.socketPath, path.join(dir, "redis.sock"))
         assert.strictEqual(redis.dataDir, dir)
@@ -76,10 +82,11 @@ describe("EmbeddedRedisServer", () => {
         assert.strictEqual(yield* Resp.command(redis.socketPath, "GET", "k"), "v")
         assert.strictEqual(fs.readFileSync(path.join(dir, "embedded-cache.lock"), "utf8").trim(), String(process.pid))
       }).pipe(Effect.provide(EmbeddedRedisServer.layer(configFor(dir))))
-    }))
+    })
+  )
 
   it.live("opens no TCP listener: port is 0 and the server process owns no listening TCP socket", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const dir = yield* TempDir.make
       const redis = yield* EmbeddedRedisServer.make(configFor(dir))
       assert.strictEqual(yield* Resp.configGet(redis.socketPath, "port"), "0")
@@ -88,35 +95,39 @@ describe("EmbeddedRedisServer", () => {
       assert.isAbove(owned.size, 0, "the server holds its unix socket")
       const listening = [...listeningTcpInodes()].filter((inode) => owned.has(inode))
       assert.deepStrictEqual(listening, [])
-    }))
+    })
+  )
 
   it.live("creates the data dir with mode 0700, and the socket in it with mode 0700", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const dataDir = path.join(yield* TempDir.make, "nested", "data")
       const redis = yield* EmbeddedRedisServer.make(configFor(dataDir))
       assert.strictEqual(mode(dataDir), 0o700)
       assert.strictEqual(path.dirname(redis.socketPath), dataDir)
       assert.strictEqual(mode(redis.socketPath), 0o700)
-    }))
+    })
+  )
 
   it.live("starts in a data dir whose path needs quoting in redis.conf (space, quote, backslash)", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const dataDir = path.join(yield* TempDir.make, `a "b" c\\d`)
       const redis = yield* EmbeddedRedisServer.make(configFor(dataDir, { persistence: "rdb" }))
       assert.isTrue(yield* Resp.pings(redis.socketPath))
       assert.strictEqual(yield* Resp.configGet(redis.socketPath, "dir"), dataDir)
-    }))
+    })
+  )
 
   it.live("tightens an existing data dir from 0755 to 0700", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const dir = yield* TempDir.make
       fs.chmodSync(dir, 0o755)
       yield* EmbeddedRedisServer.make(configFor(dir))
       assert.strictEqual(mode(dir), 0o700)
-    }))
+    })
+  )
 
   it.live("refuses a second server on the same data dir with Locked while the first runs", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const dir = yield* TempDir.make
       const first = yield* EmbeddedRedisServer.make(configFor(dir))
       const error = yield* EmbeddedRedisServer.make(configFor(dir)).pipe(Effect.scoped, Effect.flip)
@@ -125,10 +136,11 @@ describe("EmbeddedRedisServer", () => {
       // the refused attempt left the running server and its lock alone
       assert.isTrue(yield* Resp.pings(first.socketPath))
       assert.strictEqual(fs.readFileSync(path.join(dir, "embedded-cache.lock"), "utf8").trim(), String(process.pid))
-    }))
+    })
+  )
 
   it.live("recovers a stale lock whose owner has exited, logs it, and starts", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const dir = yield* TempDir.make
       const lock = path.join(dir, "embedded-cache.lock")
       const stalePid = yield* deadPid
@@ -142,36 +154,45 @@ describe("EmbeddedRedisServer", () => {
       )
       assert.isTrue(yield* Resp.pings(redis.socketPath))
       assert.strictEqual(fs.readFileSync(lock, "utf8").trim(), String(process.pid))
-      assert.isTrue(warnings.some((w) => w.includes("stale lock") && w.includes(String(stalePid))), warnings.join("\n"))
-    }))
+      assert.isTrue(
+        warnings.some((w) => w.includes("stale lock") && w.includes(String(stalePid))),
+        warnings.join("\n")
+      )
+    })
+  )
 
   it.live("stops the redis-server orphaned by a dead lock owner before starting its own", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const dir = yield* TempDir.make
       // what a SIGKILLed owner leaves behind: its lock, and its server still running in the data dir
       fs.writeFileSync(path.join(dir, "embedded-cache.lock"), `${yield* deadPid}\n`)
-      const orphan = spawn("redis-server", [
-        "--port",
-        "0",
-        "--unixsocket",
-        path.join(dir, "orphan.sock"),
-        "--dir",
-        dir,
-        "--pidfile",
-        path.join(dir, "redis.pid"),
-        "--save",
-        ""
-      ], { stdio: "ignore" })
+      const orphan = spawn(
+        "redis-server",
+        [
+          "--port",
+          "0",
+          "--unixsocket",
+          path.join(dir, "orphan.sock"),
+          "--dir",
+          dir,
+          "--pidfile",
+          path.join(dir, "redis.pid"),
+          "--save",
+          ""
+        ],
+        { stdio: "ignore" }
+      )
       yield* Effect.addFinalizer(() => Effect.sync(() => orphan.kill("SIGKILL")))
       yield* Poll.until(Resp.pings(path.join(dir, "orphan.sock")), { timeoutMs: 5_000, what: "the orphan is up" })
       const redis = yield* EmbeddedRedisServer.make(configFor(dir))
       assert.isFalse(isAlive(orphan.pid!), "the orphan was stopped")
       assert.notStrictEqual(yield* redis.pid, orphan.pid)
       assert.isTrue(yield* Resp.pings(redis.socketPath))
-    }))
+    })
+  )
 
   it.live("restarts a SIGKILLed server within 2 s, with a new pid, counting the restart", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const dir = yield* TempDir.make
       const redis = yield* EmbeddedRedisServer.make(configFor(dir))
       const killed = (yield* redis.pid)!
@@ -179,7 +200,7 @@ describe("EmbeddedRedisServer", () => {
       const killedAt = Date.now()
       process.kill(killed, "SIGKILL")
       yield* Poll.until(
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           const pid = yield* redis.pid
           return pid !== undefined && pid !== killed && (yield* Resp.pings(redis.socketPath))
         }),
@@ -190,10 +211,11 @@ describe("EmbeddedRedisServer", () => {
       assert.strictEqual(yield* redis.restarts, 1)
       assert.isFalse(isAlive(killed))
       yield* redis.awaitReady
-    }))
+    })
+  )
 
   it.live("fails with BinaryNotFound when the binary is missing, and releases the lock", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const dir = yield* TempDir.make
       const error = yield* EmbeddedRedisServer.make(configFor(dir, { binary: "/nonexistent/redis-server" })).pipe(
         Effect.scoped,
@@ -203,10 +225,11 @@ describe("EmbeddedRedisServer", () => {
       assert.strictEqual(error.reason, "BinaryNotFound")
       assert.include(error.message, "apt-get install redis-server")
       assert.isFalse(fs.existsSync(path.join(dir, "embedded-cache.lock")))
-    }))
+    })
+  )
 
   it.live("fails with StartFailed, quoting the server's log, when the server exits during start", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const dir = yield* TempDir.make
       const binary = fakeBinary(dir, `echo "FATAL CONFIG FILE ERROR (simulated)"\nexit 1`)
       const error = yield* EmbeddedRedisServer.make(configFor(path.join(dir, "data"), { binary })).pipe(
@@ -216,22 +239,25 @@ describe("EmbeddedRedisServer", () => {
       assert.strictEqual(error.reason, "StartFailed")
       assert.include(error.message, "exited during start (exit code 1)")
       assert.include(error.message, "FATAL CONFIG FILE ERROR (simulated)")
-    }))
+    })
+  )
 
   it.live("fails with StartFailed after startTimeoutMs without PONG, and kills the server it started", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const dir = yield* TempDir.make
       const pidFile = path.join(dir, "fake.pid")
       const binary = fakeBinary(dir, `echo $$ > "${pidFile}"\nexec sleep 30`)
-      const error = yield* EmbeddedRedisServer.make(configFor(path.join(dir, "data"), { binary, startTimeoutMs: 300 }))
-        .pipe(Effect.scoped, Effect.flip)
+      const error = yield* EmbeddedRedisServer.make(
+        configFor(path.join(dir, "data"), { binary, startTimeoutMs: 300 })
+      ).pipe(Effect.scoped, Effect.flip)
       assert.strictEqual(error.reason, "StartFailed")
       assert.include(error.message, "did not answer PING within 300 ms")
       assert.isFalse(isAlive(Number(fs.readFileSync(pidFile, "utf8"))))
-    }))
+    })
+  )
 
   it.live("keeps retrying failed restarts with backoff until one succeeds", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const dir = yield* TempDir.make
       const count = path.join(dir, "starts")
       // start 1 works, starts 2-4 (the first three restart attempts) fail, start 5 works
@@ -254,23 +280,25 @@ describe("EmbeddedRedisServer", () => {
       assert.strictEqual(fs.readFileSync(count, "utf8").trim(), "5")
       assert.strictEqual(yield* redis.restarts, 1)
       assert.isTrue(yield* Resp.pings(redis.socketPath))
-    }))
+    })
+  )
 
   it.live("keeps RDB data across a close and reopen, since shutdown is a graceful SIGTERM", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const dir = yield* TempDir.make
       const config = configFor(dir, { persistence: "rdb" })
-      yield* Effect.gen(function*() {
+      yield* Effect.gen(function* () {
         const redis = yield* EmbeddedRedisServer.make(config)
         assert.strictEqual(yield* Resp.command(redis.socketPath, "SET", "survivor", "yes"), "OK")
       }).pipe(Effect.scoped)
       assert.isTrue(fs.existsSync(path.join(dir, "dump.rdb")))
       const reopened = yield* EmbeddedRedisServer.make(config)
       assert.strictEqual(yield* Resp.command(reopened.socketPath, "GET", "survivor"), "yes")
-    }))
+    })
+  )
 
   it.live("leaves no redis-server behind and removes the lock and socket when the scope closes", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const dir = yield* TempDir.make
       const scope = yield* Scope.make()
       yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))
@@ -281,28 +309,31 @@ describe("EmbeddedRedisServer", () => {
       assert.isFalse(isAlive(pid))
       assert.isFalse(fs.existsSync(path.join(dir, "embedded-cache.lock")))
       assert.isFalse(fs.existsSync(redis.socketPath))
-    }))
+    })
+  )
 
   it.live("applies aof persistence with appendfsync always", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const dir = yield* TempDir.make
       const redis = yield* EmbeddedRedisServer.make(configFor(dir, { persistence: "aof", appendfsync: "always" }))
       assert.strictEqual(yield* Resp.configGet(redis.socketPath, "appendonly"), "yes")
       assert.strictEqual(yield* Resp.configGet(redis.socketPath, "appendfsync"), "always")
       assert.strictEqual(yield* Resp.configGet(redis.socketPath, "save"), "")
-    }))
+    })
+  )
 
   it.live("applies rdb+aof persistence: the RDB save points and the append-only file", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const dir = yield* TempDir.make
       const redis = yield* EmbeddedRedisServer.make(configFor(dir, { persistence: "rdb+aof" }))
       assert.strictEqual(yield* Resp.configGet(redis.socketPath, "save"), "3600 1 300 100 60 10000")
       assert.strictEqual(yield* Resp.configGet(redis.socketPath, "appendonly"), "yes")
       assert.strictEqual(yield* Resp.configGet(redis.socketPath, "appendfsync"), "everysec")
-    }))
+    })
+  )
 
   it.live("applies no persistence, the eviction policy and maxmemory", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const dir = yield* TempDir.make
       const redis = yield* EmbeddedRedisServer.make(
         configFor(dir, { persistence: "none", maxmemory: "4mb", evictionPolicy: "allkeys-lfu" })
@@ -311,10 +342,11 @@ describe("EmbeddedRedisServer", () => {
       assert.strictEqual(yield* Resp.configGet(redis.socketPath, "appendonly"), "no")
       assert.strictEqual(yield* Resp.configGet(redis.socketPath, "maxmemory-policy"), "allkeys-lfu")
       assert.strictEqual(yield* Resp.configGet(redis.socketPath, "maxmemory"), String(4 * 1024 * 1024))
-    }))
+    })
+  )
 
   it.live("rejects an empty dataDir, a socket path over 107 bytes and an invalid maxmemory with InvalidConfig", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const dir = yield* TempDir.make
       const tooLong = path.join(dir, "d".repeat(120))
       const long = yield* EmbeddedRedisServer.make(configFor(tooLong)).pipe(Effect.scoped, Effect.flip)
@@ -327,5 +359,6 @@ describe("EmbeddedRedisServer", () => {
       assert.strictEqual(memory.reason, "InvalidConfig")
       const empty = yield* EmbeddedRedisServer.make(configFor("")).pipe(Effect.scoped, Effect.flip)
       assert.strictEqual(empty.reason, "InvalidConfig")
-    }))
+    })
+  )
 })

@@ -33,7 +33,10 @@ const send = (response: ServerResponse, status: number, body: string, contentTyp
 }
 
 /** A handler that holds every response until the test sends it. */
-const hold = (server: TestServer): Handler => (_request, response) => void server.held.push(response)
+const hold =
+  (server: TestServer): Handler =>
+  (_request, response) =>
+    void server.held.push(response)
 
 /** Starts a server on 127.0.0.1:0; it is closed, with every connection, when the scope closes. */
 const startServer = Effect.acquireRelease(
@@ -63,13 +66,15 @@ const startServer = Effect.acquireRelease(
     })
     http.listen(0, "127.0.0.1", () => {
       const { port } = http.address() as AddressInfo
-      resume(Effect.succeed({
-        server: Object.assign(state, { base: `http://127.0.0.1:${port}` }),
-        close: () => {
-          http.closeAllConnections()
-          http.close()
-        }
-      }))
+      resume(
+        Effect.succeed({
+          server: Object.assign(state, { base: `http://127.0.0.1:${port}` }),
+          close: () => {
+            http.closeAllConnections()
+            http.close()
+          }
+        })
+      )
     })
   }),
   ({ close }) => Effect.sync(close)
@@ -81,7 +86,7 @@ const sourceOf = (options: HttpDataSource.HttpDataSourceOptions) =>
 
 describe("HttpDataSource.load", () => {
   it.live("answers a 200's JSON body as the value, sending the configured headers", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const server = yield* startServer
       server.handle = (request, response) => send(response, 200, JSON.stringify({ id: 1, url: request.url }))
       const source = yield* sourceOf({
@@ -90,10 +95,11 @@ describe("HttpDataSource.load", () => {
       })
       assert.deepStrictEqual(yield* source.load("user:1"), Option.some({ id: 1, url: "/items/user%3A1" }))
       assert.strictEqual(server.headers[0]!.authorization, "Bearer t0ken")
-    }))
+    })
+  )
 
   it.live("answers a body that is not JSON (or is declared as text) as its text", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const server = yield* startServer
       server.handle = (request, response) =>
         request.url === "/items/plain"
@@ -102,39 +108,43 @@ describe("HttpDataSource.load", () => {
       const source = yield* sourceOf({ urlTemplate: `${server.base}/items/{key}` })
       assert.deepStrictEqual(yield* source.load("plain"), Option.some("123"))
       assert.deepStrictEqual(yield* source.load("other"), Option.some("hello, not json"))
-    }))
+    })
+  )
 
   it.live("answers none for a 404, a miss rather than an error", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const server = yield* startServer
       server.handle = (_request, response) => send(response, 404, "not found", "text/plain")
       const source = yield* sourceOf({ urlTemplate: `${server.base}/items/{key}` })
       assert.deepStrictEqual(yield* source.load("nope"), Option.none())
       assert.strictEqual(server.urls.length, 1)
-    }))
+    })
+  )
 
   it.live("retries a 5xx and answers the value of the attempt that succeeds", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const server = yield* startServer
       server.handle = (_request, response, arrival) =>
-        arrival <= 2 ? send(response, 500, "busy") : send(response, 200, "\"third time\"")
+        arrival <= 2 ? send(response, 500, "busy") : send(response, 200, '"third time"')
       const source = yield* sourceOf({ urlTemplate: `${server.base}/items/{key}`, retries: 2 })
       assert.deepStrictEqual(yield* source.load("k"), Option.some("third time"))
       assert.strictEqual(server.urls.length, 3)
-    }))
+    })
+  )
 
   it.live("retries a dropped connection", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const server = yield* startServer
       server.handle = (request, response, arrival) =>
         arrival === 1 ? request.socket.destroy() : send(response, 200, "42")
       const source = yield* sourceOf({ urlTemplate: `${server.base}/items/{key}` })
       assert.deepStrictEqual(yield* source.load("k"), Option.some(42))
       assert.strictEqual(server.urls.length, 2)
-    }))
+    })
+  )
 
   it.live("fails with a LoadError naming the status once the retries of a persistent 5xx are spent", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const server = yield* startServer
       server.handle = (_request, response) => send(response, 503, "down for maintenance", "text/plain")
       const source = yield* sourceOf({ urlTemplate: `${server.base}/items/{key}`, retries: 2 })
@@ -144,20 +154,22 @@ describe("HttpDataSource.load", () => {
       assert.include(error.message, "503")
       assert.include(error.message, "down for maintenance")
       assert.strictEqual(server.urls.length, 3)
-    }))
+    })
+  )
 
   it.live("never retries a 4xx other than 404: one request, a LoadError naming the status", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const server = yield* startServer
       server.handle = (_request, response) => send(response, 429, "slow down", "text/plain")
       const source = yield* sourceOf({ urlTemplate: `${server.base}/items/{key}`, retries: 5 })
       const error = yield* Effect.flip(source.load("k"))
       assert.include(error.message, "429")
       assert.strictEqual(server.urls.length, 1)
-    }))
+    })
+  )
 
   it.live("gives up on an answer slower than the timeout, retries it, then fails with a LoadError", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const server = yield* startServer
       server.handle = hold(server)
       const source = yield* sourceOf({ urlTemplate: `${server.base}/items/{key}`, timeout: "100 millis", retries: 1 })
@@ -166,14 +178,18 @@ describe("HttpDataSource.load", () => {
       assert.include(error.message, "no answer within 100 ms")
       assert.strictEqual(server.urls.length, 2)
       // The client abandons each attempt (closes its request) rather than leaving it open.
-      yield* Poll.until(Effect.sync(() => server.abandoned() === 2), {
-        timeoutMs: 5000,
-        what: "the server saw both attempts abandoned"
-      })
-    }))
+      yield* Poll.until(
+        Effect.sync(() => server.abandoned() === 2),
+        {
+          timeoutMs: 5000,
+          what: "the server saw both attempts abandoned"
+        }
+      )
+    })
+  )
 
   it.live("URL-encodes the key into the template, so any character reaches the server intact", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const server = yield* startServer
       server.handle = (request, response) => {
         const [, , segment] = (request.url ?? "").split("/")
@@ -183,12 +199,13 @@ describe("HttpDataSource.load", () => {
       const key = "a b/c?d=e&f#g%h:é,+"
       assert.deepStrictEqual(yield* source.load(key), Option.some(key))
       assert.strictEqual(server.urls[0], `/items/${encodeURIComponent(key)}?v=1`)
-    }))
+    })
+  )
 })
 
 describe("HttpDataSource concurrency", () => {
   it.live("keeps at most `concurrency` requests in flight across load and loadMany together", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const server = yield* startServer
       server.handle = hold(server)
       const source = yield* sourceOf({ urlTemplate: `${server.base}/items/{key}`, concurrency: 4 })
@@ -205,10 +222,13 @@ describe("HttpDataSource concurrency", () => {
       let answered = 0
       while (answered < total) {
         const expected = Math.min(4, total - answered)
-        yield* Poll.until(Effect.sync(() => server.held.length === expected), {
-          timeoutMs: 5000,
-          what: `the server held ${expected} requests`
-        })
+        yield* Poll.until(
+          Effect.sync(() => server.held.length === expected),
+          {
+            timeoutMs: 5000,
+            what: `the server held ${expected} requests`
+          }
+        )
         for (const response of server.held.splice(0)) send(response, 200, "1")
         answered += expected
       }
@@ -217,23 +237,25 @@ describe("HttpDataSource concurrency", () => {
       assert.strictEqual(many.size, 10)
       assert.strictEqual(server.urls.length, total)
       assert.strictEqual(server.maxOpen(), 4)
-    }))
+    })
+  )
 })
 
 describe("HttpDataSource.loadMany", () => {
   it.live("without a batch URL, loads each key and answers only the keys found", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const server = yield* startServer
       server.handle = (request, response) =>
-        request.url === "/items/missing" ? send(response, 404, "") : send(response, 200, "\"v\"")
+        request.url === "/items/missing" ? send(response, 404, "") : send(response, 200, '"v"')
       const source = yield* sourceOf({ urlTemplate: `${server.base}/items/{key}` })
       const found = yield* source.loadMany(["a", "missing", "b", "a"])
       assert.deepStrictEqual(Object.fromEntries(found), { a: "v", b: "v" })
       assert.strictEqual(server.urls.length, 3)
-    }))
+    })
+  )
 
   it.live("with a batch URL, asks for many keys per request (URL-encoded, comma-separated), in batches", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const server = yield* startServer
       server.handle = (request, response) => {
         // Split before decoding: a comma inside a key arrives encoded.
@@ -249,10 +271,11 @@ describe("HttpDataSource.loadMany", () => {
       const found = yield* source.loadMany(["a", "b,c", "missing"])
       assert.deepStrictEqual(Object.fromEntries(found), { a: 1, "b,c": 3 })
       assert.deepStrictEqual(server.urls, ["/items?keys=a,b%2Cc", "/items?keys=missing"])
-    }))
+    })
+  )
 
   it.live("fails a batch whose answer is not a JSON object with a LoadError", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const server = yield* startServer
       server.handle = (_request, response) => send(response, 200, "[1,2]")
       const source = yield* sourceOf({
@@ -262,7 +285,8 @@ describe("HttpDataSource.loadMany", () => {
       const error = yield* Effect.flip(source.loadMany(["a", "b"]))
       assert.strictEqual(error._tag, "LoadError")
       assert.include(error.message, "not an object")
-    }))
+    })
+  )
 })
 
 /** The option a refused construction names. */
@@ -278,7 +302,7 @@ const withEnv = (env: Record<string, string>) =>
 
 describe("HttpDataSource construction", () => {
   it.live("refuses options that cannot work with a typed error naming the option", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       assert.deepStrictEqual(yield* refused({ urlTemplate: "http://127.0.0.1/items/" }), [
         "InvalidSourceOptionsError",
         "urlTemplate"
@@ -303,12 +327,13 @@ describe("HttpDataSource construction", () => {
         "InvalidSourceOptionsError",
         "timeout"
       ])
-    }))
+    })
+  )
 
   it.live("layerConfig reads CACHE_SOURCE_URL and its optional settings from the environment", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const server = yield* startServer
-      server.handle = (_request, response) => send(response, 200, "\"from config\"")
+      server.handle = (_request, response) => send(response, 200, '"from config"')
       const source = yield* withEnv({
         CACHE_SOURCE_URL: `${server.base}/items/{key}`,
         CACHE_SOURCE_TIMEOUT_MS: "500",
@@ -324,5 +349,6 @@ describe("HttpDataSource construction", () => {
         (yield* Effect.flip(withEnv({ CACHE_SOURCE_URL: "http://x/{key}", CACHE_SOURCE_CONCURRENCY: "0" })))._tag,
         "ConfigError"
       )
-    }))
+    })
+  )
 })

@@ -5,9 +5,8 @@ import * as InvalidationBusSuite from "../suites/InvalidationBusSuite.ts"
 InvalidationBusSuite.suite(
   "MemoryBus",
   (ids) =>
-    Effect.map(
-      MemoryBus.makeHub({ instances: ids, mode: "auto", visibilityTimeoutMs: 200 }),
-      (hub) => ids.map((id) => hub.bus(id))
+    Effect.map(MemoryBus.makeHub({ instances: ids, mode: "auto", visibilityTimeoutMs: 200 }), (hub) =>
+      ids.map((id) => hub.bus(id))
     ),
   { redeliveryWithinMs: 2000 }
 )

@@ -56,7 +56,7 @@ const queueExists = (sqs: SQSClient, name: string) =>
   aws(() =>
     sqs.send(new GetQueueUrlCommand({ QueueName: name })).then(
       () => true,
-      (error: Error) => error.name === "QueueDoesNotExist" ? false : Promise.reject(error)
+      (error: Error) => (error.name === "QueueDoesNotExist" ? false : Promise.reject(error))
     )
   )
 
@@ -85,10 +85,11 @@ const events = InvalidationBusSuite.events
 InvalidationBusSuite.suite(
   "SnsSqsBus over fauxqs",
   (ids) =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const fauxqs = yield* Fauxqs.make()
       return yield* Effect.forEach(ids, (instanceId) =>
-        SnsSqsBus.make({ ...connection(fauxqs), instanceId, topicName, visibilityTimeoutSeconds: 1 }))
+        SnsSqsBus.make({ ...connection(fauxqs), instanceId, topicName, visibilityTimeoutSeconds: 1 })
+      )
     }),
   // Visibility timeout 1 s; fauxqs makes an expired delivery visible within 20 ms and wakes the long poll.
   { redeliveryWithinMs: 3000 }
@@ -135,21 +136,23 @@ const makeProxy = (fauxqs: Fauxqs.Fauxqs) =>
       })
       server.listen(0, "127.0.0.1", () => {
         const { port } = server.address() as net.AddressInfo
-        resume(Effect.succeed({
-          server,
-          proxy: {
-            endpoint: `http://127.0.0.1:${port}`,
-            receives: () => receives,
-            clientCloses: () => clientCloses,
-            cut: () => {
-              broken = true
-              for (const socket of open) socket.resetAndDestroy()
-            },
-            heal: () => {
-              broken = false
+        resume(
+          Effect.succeed({
+            server,
+            proxy: {
+              endpoint: `http://127.0.0.1:${port}`,
+              receives: () => receives,
+              clientCloses: () => clientCloses,
+              cut: () => {
+                broken = true
+                for (const socket of open) socket.resetAndDestroy()
+              },
+              heal: () => {
+                broken = false
+              }
             }
-          }
-        }))
+          })
+        )
       })
     }),
     ({ server }) => Effect.callback<void>((resume) => void server.close(() => resume(Effect.void)))
@@ -161,7 +164,7 @@ describe("SnsSqsBus", () => {
   it.live(
     "creates a DLQ, a queue redriving to it after maxReceiveCount, a policy admitting only the topic, and a raw subscription without the instance's own events",
     () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const fauxqs = yield* Fauxqs.make()
         const { sns, sqs } = yield* clients(fauxqs)
         const bus = yield* SnsSqsBus.make({
@@ -186,14 +189,16 @@ describe("SnsSqsBus", () => {
         assert.strictEqual(redrive.deadLetterTargetArn, dlq.QueueArn)
         assert.strictEqual(Number(redrive.maxReceiveCount), 4)
         const policy = JSON.parse(queue.Policy!)
-        assert.deepStrictEqual(policy.Statement, [{
-          Sid: "AllowInvalidationTopic",
-          Effect: "Allow",
-          Principal: { Service: "sns.amazonaws.com" },
-          Action: "sqs:SendMessage",
-          Resource: bus.queueArn,
-          Condition: { ArnEquals: { "aws:SourceArn": bus.topicArn } }
-        }])
+        assert.deepStrictEqual(policy.Statement, [
+          {
+            Sid: "AllowInvalidationTopic",
+            Effect: "Allow",
+            Principal: { Service: "sns.amazonaws.com" },
+            Action: "sqs:SendMessage",
+            Resource: bus.queueArn,
+            Condition: { ArnEquals: { "aws:SourceArn": bus.topicArn } }
+          }
+        ])
 
         const tags = yield* tagsOf(sqs, bus.queueUrl)
         assert.strictEqual(tags[SnsSqsBus.tagKeys.instance], "host.example:42")
@@ -204,7 +209,10 @@ describe("SnsSqsBus", () => {
         assert.strictEqual((yield* tagsOf(sqs, bus.dlqUrl!))[SnsSqsBus.tagKeys.role], "dlq")
 
         const subscriptions = yield* subscriptionsTo(sns, bus.topicArn, bus.queueArn)
-        assert.deepStrictEqual(subscriptions.map((s) => s.SubscriptionArn), [bus.subscriptionArn])
+        assert.deepStrictEqual(
+          subscriptions.map((s) => s.SubscriptionArn),
+          [bus.subscriptionArn]
+        )
         const { Attributes: subscription = {} } = yield* aws(() =>
           sns.send(new GetSubscriptionAttributesCommand({ SubscriptionArn: bus.subscriptionArn! }))
         )
@@ -217,7 +225,7 @@ describe("SnsSqsBus", () => {
   )
 
   it.live("a message that is never acknowledged is received maxReceiveCount times, then lands in the DLQ", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const fauxqs = yield* Fauxqs.make()
       const { sqs } = yield* clients(fauxqs)
       const bus = yield* SnsSqsBus.make({
@@ -242,13 +250,17 @@ describe("SnsSqsBus", () => {
         { timeoutMs: 10_000, what: "the message is in the DLQ" }
       )
       assert.strictEqual(inDlq, body)
-      assert.deepStrictEqual(deliveries().map((r) => r.delivery.receiveCount), [1, 2])
-    }))
+      assert.deepStrictEqual(
+        deliveries().map((r) => r.delivery.receiveCount),
+        [1, 2]
+      )
+    })
+  )
 
   it.live(
     "a pre-provisioned queue is used as it is: queueCreated is false, nothing is tagged or deleted, and SNS envelopes are unwrapped",
     () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const fauxqs = yield* Fauxqs.make()
         const { sns, sqs } = yield* clients(fauxqs)
         const topicArn = yield* topicArnOf(sns)
@@ -258,22 +270,28 @@ describe("SnsSqsBus", () => {
         yield* aws(() => sns.send(new SubscribeCommand({ TopicArn: topicArn, Protocol: "sqs", Endpoint: queueArn! })))
         const publisher = yield* SnsSqsBus.make({ ...connection(fauxqs), instanceId: "publisher", topicArn })
 
-        yield* Effect.scoped(Effect.gen(function*() {
-          const bus = yield* SnsSqsBus.make({
-            ...connection(fauxqs),
-            instanceId: "pre",
-            topicName,
-            queueUrl: queueUrl!
+        yield* Effect.scoped(
+          Effect.gen(function* () {
+            const bus = yield* SnsSqsBus.make({
+              ...connection(fauxqs),
+              instanceId: "pre",
+              topicName,
+              queueUrl: queueUrl!
+            })
+            assert.isFalse(bus.queueCreated)
+            assert.strictEqual(bus.queueArn, queueArn)
+            assert.isUndefined(bus.dlqUrl)
+            const received = yield* InvalidationBusSuite.collect(bus)
+            const [event] = events("publisher", 1)
+            yield* publisher.publish([event!])
+            yield* received.until(
+              () => received.of(event!.event_id).some((r) => r.acked),
+              "delivered and acked",
+              10_000
+            )
+            assert.deepStrictEqual(received.of(event!.event_id)[0]!.event, event)
           })
-          assert.isFalse(bus.queueCreated)
-          assert.strictEqual(bus.queueArn, queueArn)
-          assert.isUndefined(bus.dlqUrl)
-          const received = yield* InvalidationBusSuite.collect(bus)
-          const [event] = events("publisher", 1)
-          yield* publisher.publish([event!])
-          yield* received.until(() => received.of(event!.event_id).some((r) => r.acked), "delivered and acked", 10_000)
-          assert.deepStrictEqual(received.of(event!.event_id)[0]!.event, event)
-        }))
+        )
 
         assert.isTrue(yield* queueExists(sqs, "provisioned"))
         assert.deepStrictEqual(yield* tagsOf(sqs, queueUrl!), {})
@@ -282,26 +300,29 @@ describe("SnsSqsBus", () => {
   )
 
   it.live("a queue created at start is unsubscribed and deleted with its DLQ when the layer closes", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const fauxqs = yield* Fauxqs.make()
       const { sns, sqs } = yield* clients(fauxqs)
       const name = SnsSqsBus.queueName(SnsSqsBus.defaultQueuePrefix, "short-lived")
-      const bus = yield* Effect.scoped(Effect.gen(function*() {
-        const bus = yield* SnsSqsBus.make({ ...connection(fauxqs), instanceId: "short-lived", topicName })
-        assert.isTrue(bus.queueCreated)
-        assert.isTrue(yield* queueExists(sqs, name))
-        assert.lengthOf(yield* subscriptionsTo(sns, bus.topicArn, bus.queueArn), 1)
-        return bus
-      }))
+      const bus = yield* Effect.scoped(
+        Effect.gen(function* () {
+          const bus = yield* SnsSqsBus.make({ ...connection(fauxqs), instanceId: "short-lived", topicName })
+          assert.isTrue(bus.queueCreated)
+          assert.isTrue(yield* queueExists(sqs, name))
+          assert.lengthOf(yield* subscriptionsTo(sns, bus.topicArn, bus.queueArn), 1)
+          return bus
+        })
+      )
       assert.isFalse(yield* queueExists(sqs, name))
       assert.isFalse(yield* queueExists(sqs, SnsSqsBus.dlqName(name)))
       assert.deepStrictEqual(yield* subscriptionsTo(sns, bus.topicArn, bus.queueArn), [])
-    }))
+    })
+  )
 
   it.live(
     "a subscribed queue left by an earlier run is adopted: queueCreated is false, its settings are brought up to date, and it is kept",
     () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const fauxqs = yield* Fauxqs.make()
         const { sns, sqs } = yield* clients(fauxqs)
         const topicArn = yield* topicArnOf(sns)
@@ -319,17 +340,19 @@ describe("SnsSqsBus", () => {
             })
           )
         )
-        yield* Effect.scoped(Effect.gen(function*() {
-          const bus = yield* SnsSqsBus.make({ ...connection(fauxqs), instanceId: "restarted", topicName })
-          assert.isFalse(bus.queueCreated)
-          assert.strictEqual(bus.queueUrl, queueUrl)
-          assert.strictEqual(bus.subscriptionArn, subscriptionArn)
-          const attributes = yield* attributesOf(sqs, queueUrl!)
-          const dlqArn = (yield* attributesOf(sqs, bus.dlqUrl!)).QueueArn
-          assert.strictEqual(JSON.parse(attributes.RedrivePolicy!).deadLetterTargetArn, dlqArn)
-          assert.include(attributes.Policy!, topicArn)
-          assert.strictEqual((yield* tagsOf(sqs, queueUrl!))[SnsSqsBus.tagKeys.instance], "restarted")
-        }))
+        yield* Effect.scoped(
+          Effect.gen(function* () {
+            const bus = yield* SnsSqsBus.make({ ...connection(fauxqs), instanceId: "restarted", topicName })
+            assert.isFalse(bus.queueCreated)
+            assert.strictEqual(bus.queueUrl, queueUrl)
+            assert.strictEqual(bus.subscriptionArn, subscriptionArn)
+            const attributes = yield* attributesOf(sqs, queueUrl!)
+            const dlqArn = (yield* attributesOf(sqs, bus.dlqUrl!)).QueueArn
+            assert.strictEqual(JSON.parse(attributes.RedrivePolicy!).deadLetterTargetArn, dlqArn)
+            assert.include(attributes.Policy!, topicArn)
+            assert.strictEqual((yield* tagsOf(sqs, queueUrl!))[SnsSqsBus.tagKeys.instance], "restarted")
+          })
+        )
         assert.isTrue(yield* queueExists(sqs, name))
         const { Attributes: attributes = {} } = yield* aws(() =>
           sns.send(new GetSubscriptionAttributesCommand({ SubscriptionArn: subscriptionArn! }))
@@ -340,7 +363,7 @@ describe("SnsSqsBus", () => {
   )
 
   it.live("a queue left without a subscription missed what was published, so it counts as created (queueCreated)", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const fauxqs = yield* Fauxqs.make()
       const { sqs } = yield* clients(fauxqs)
       const name = SnsSqsBus.queueName(SnsSqsBus.defaultQueuePrefix, "half-made")
@@ -348,10 +371,11 @@ describe("SnsSqsBus", () => {
       const bus = yield* SnsSqsBus.make({ ...connection(fauxqs), instanceId: "half-made", topicName })
       assert.isTrue(bus.queueCreated)
       assert.isDefined(bus.subscriptionArn)
-    }))
+    })
+  )
 
   it.live("a running instance refreshes its queue's heartbeat tag", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const fauxqs = yield* Fauxqs.make()
       const { sqs } = yield* clients(fauxqs)
       const bus = yield* SnsSqsBus.make({
@@ -365,150 +389,167 @@ describe("SnsSqsBus", () => {
         Effect.map(tagsOf(sqs, bus.queueUrl), (tags) => Number(tags[SnsSqsBus.tagKeys.heartbeat]) > Number(first)),
         { timeoutMs: 5000, what: "the heartbeat tag was refreshed", intervalMs: 20 }
       )
-    }))
+    })
+  )
 
-  it.live("the sweeper deletes queues whose heartbeat is stale (with DLQ and subscription) and keeps live, alive and foreign ones", () =>
-    Effect.gen(function*() {
-      const fauxqs = yield* Fauxqs.make()
-      const { sns, sqs } = yield* clients(fauxqs)
-      const prefix = "sweep"
-      const start = (instanceId: string) =>
-        Effect.gen(function*() {
-          const scope = yield* Scope.make()
-          const bus = yield* SnsSqsBus.make({ ...connection(fauxqs), instanceId, topicName, queuePrefix: prefix }).pipe(
-            Scope.provide(scope)
+  it.live(
+    "the sweeper deletes queues whose heartbeat is stale (with DLQ and subscription) and keeps live, alive and foreign ones",
+    () =>
+      Effect.gen(function* () {
+        const fauxqs = yield* Fauxqs.make()
+        const { sns, sqs } = yield* clients(fauxqs)
+        const prefix = "sweep"
+        const start = (instanceId: string) =>
+          Effect.gen(function* () {
+            const scope = yield* Scope.make()
+            const bus = yield* SnsSqsBus.make({
+              ...connection(fauxqs),
+              instanceId,
+              topicName,
+              queuePrefix: prefix
+            }).pipe(Scope.provide(scope))
+            return { bus, scope }
+          })
+        const ageHeartbeat = (queueUrl: string) =>
+          aws(() =>
+            sqs.send(
+              new TagQueueCommand({
+                QueueUrl: queueUrl,
+                Tags: { [SnsSqsBus.tagKeys.heartbeat]: String(Date.now() - 3_600_000) }
+              })
+            )
           )
-          return { bus, scope }
-        })
-      const ageHeartbeat = (queueUrl: string) =>
-        aws(() =>
+        // "dead" crashed an hour ago (its finalizers never ran); "paused" looks as stale but is reported alive.
+        const dead = yield* start("dead")
+        const paused = yield* start("paused")
+        const live = yield* start("live")
+        yield* ageHeartbeat(dead.bus.queueUrl)
+        yield* ageHeartbeat(paused.bus.queueUrl)
+        yield* aws(() => sqs.send(new CreateQueueCommand({ QueueName: `${prefix}-foreign` })))
+        // A DLQ whose queue was never created (a crash in between).
+        yield* aws(() =>
           sqs.send(
-            new TagQueueCommand({
-              QueueUrl: queueUrl,
-              Tags: { [SnsSqsBus.tagKeys.heartbeat]: String(Date.now() - 3_600_000) }
+            new CreateQueueCommand({
+              QueueName: `${prefix}-ghost-dlq`,
+              tags: {
+                [SnsSqsBus.tagKeys.instance]: "ghost",
+                [SnsSqsBus.tagKeys.role]: "dlq",
+                [SnsSqsBus.tagKeys.created]: String(Date.now() - 3_600_000)
+              }
             })
           )
         )
-      // "dead" crashed an hour ago (its finalizers never ran); "paused" looks as stale but is reported alive.
-      const dead = yield* start("dead")
-      const paused = yield* start("paused")
-      const live = yield* start("live")
-      yield* ageHeartbeat(dead.bus.queueUrl)
-      yield* ageHeartbeat(paused.bus.queueUrl)
-      yield* aws(() => sqs.send(new CreateQueueCommand({ QueueName: `${prefix}-foreign` })))
-      // A DLQ whose queue was never created (a crash in between).
-      yield* aws(() =>
-        sqs.send(
-          new CreateQueueCommand({
-            QueueName: `${prefix}-ghost-dlq`,
-            tags: {
-              [SnsSqsBus.tagKeys.instance]: "ghost",
-              [SnsSqsBus.tagKeys.role]: "dlq",
-              [SnsSqsBus.tagKeys.created]: String(Date.now() - 3_600_000)
-            }
-          })
+
+        const swept = yield* SnsSqsBus.sweepOrphanQueues({
+          ...connection(fauxqs),
+          prefix,
+          olderThan: "10 minutes",
+          topicArn: dead.bus.topicArn,
+          isAlive: (instanceId) => instanceId === "paused"
+        })
+
+        assert.sameMembers(
+          swept.map((s) => s.instanceId),
+          ["dead", "ghost"]
         )
-      )
+        const sweptDead = swept.find((s) => s.instanceId === "dead")!
+        assert.strictEqual(sweptDead.queueUrl, dead.bus.queueUrl)
+        assert.strictEqual(sweptDead.dlqUrl, dead.bus.dlqUrl)
+        assert.deepStrictEqual(sweptDead.unsubscribed, [dead.bus.subscriptionArn!])
+        const deadName = SnsSqsBus.queueName(prefix, "dead")
+        assert.isFalse(yield* queueExists(sqs, deadName))
+        assert.isFalse(yield* queueExists(sqs, SnsSqsBus.dlqName(deadName)))
+        assert.isFalse(yield* queueExists(sqs, `${prefix}-ghost-dlq`))
+        assert.deepStrictEqual(yield* subscriptionsTo(sns, dead.bus.topicArn, dead.bus.queueArn), [])
+        for (const kept of [
+          SnsSqsBus.queueName(prefix, "paused"),
+          SnsSqsBus.queueName(prefix, "live"),
+          `${prefix}-foreign`
+        ]) {
+          assert.isTrue(yield* queueExists(sqs, kept), `${kept} was deleted`)
+        }
+        assert.lengthOf(yield* subscriptionsTo(sns, live.bus.topicArn, live.bus.queueArn), 1)
 
-      const swept = yield* SnsSqsBus.sweepOrphanQueues({
-        ...connection(fauxqs),
-        prefix,
-        olderThan: "10 minutes",
-        topicArn: dead.bus.topicArn,
-        isAlive: (instanceId) => instanceId === "paused"
+        // The swept instance shutting down after all finds its resources gone, and closes cleanly.
+        for (const { scope } of [dead, paused, live]) yield* Scope.close(scope, Exit.void)
+        assert.isFalse(yield* queueExists(sqs, SnsSqsBus.queueName(prefix, "live")))
       })
+  )
 
-      assert.sameMembers(swept.map((s) => s.instanceId), ["dead", "ghost"])
-      const sweptDead = swept.find((s) => s.instanceId === "dead")!
-      assert.strictEqual(sweptDead.queueUrl, dead.bus.queueUrl)
-      assert.strictEqual(sweptDead.dlqUrl, dead.bus.dlqUrl)
-      assert.deepStrictEqual(sweptDead.unsubscribed, [dead.bus.subscriptionArn!])
-      const deadName = SnsSqsBus.queueName(prefix, "dead")
-      assert.isFalse(yield* queueExists(sqs, deadName))
-      assert.isFalse(yield* queueExists(sqs, SnsSqsBus.dlqName(deadName)))
-      assert.isFalse(yield* queueExists(sqs, `${prefix}-ghost-dlq`))
-      assert.deepStrictEqual(yield* subscriptionsTo(sns, dead.bus.topicArn, dead.bus.queueArn), [])
-      for (
-        const kept of [SnsSqsBus.queueName(prefix, "paused"), SnsSqsBus.queueName(prefix, "live"), `${prefix}-foreign`]
-      ) {
-        assert.isTrue(yield* queueExists(sqs, kept), `${kept} was deleted`)
-      }
-      assert.lengthOf(yield* subscriptionsTo(sns, live.bus.topicArn, live.bus.queueArn), 1)
-
-      // The swept instance shutting down after all finds its resources gone, and closes cleanly.
-      for (const { scope } of [dead, paused, live]) yield* Scope.close(scope, Exit.void)
-      assert.isFalse(yield* queueExists(sqs, SnsSqsBus.queueName(prefix, "live")))
-    }))
-
-  it.live("a batch entry SNS rejects fails the publish with a BusError naming that event; the others are published", () =>
-    Effect.gen(function*() {
-      const fauxqs = yield* Fauxqs.make()
-      const [a, b] = yield* Effect.forEach(
-        ["a", "b"],
-        (instanceId) => SnsSqsBus.make({ ...connection(fauxqs), instanceId, topicName })
-      )
-      const received = yield* InvalidationBusSuite.collect(b!)
-      const [small1, small2] = events("a", 2)
-      // ~280 KB of tags: more than the 256 KiB SNS takes in one message.
-      const huge = Schema.decodeUnknownSync(InvalidationEvent)({
-        version: 1,
-        event_id: "huge",
-        source_instance: "a",
-        seq: 3,
-        timestamp: Date.now(),
-        invalidation_type: "tag",
-        tags: Array.from({ length: 1100 }, (_, i) => `${i}-${"x".repeat(240)}`)
+  it.live(
+    "a batch entry SNS rejects fails the publish with a BusError naming that event; the others are published",
+    () =>
+      Effect.gen(function* () {
+        const fauxqs = yield* Fauxqs.make()
+        const [a, b] = yield* Effect.forEach(["a", "b"], (instanceId) =>
+          SnsSqsBus.make({ ...connection(fauxqs), instanceId, topicName })
+        )
+        const received = yield* InvalidationBusSuite.collect(b!)
+        const [small1, small2] = events("a", 2)
+        // ~280 KB of tags: more than the 256 KiB SNS takes in one message.
+        const huge = Schema.decodeUnknownSync(InvalidationEvent)({
+          version: 1,
+          event_id: "huge",
+          source_instance: "a",
+          seq: 3,
+          timestamp: Date.now(),
+          invalidation_type: "tag",
+          tags: Array.from({ length: 1100 }, (_, i) => `${i}-${"x".repeat(240)}`)
+        })
+        const error = yield* Effect.flip(a!.publish([small1!, huge, small2!]))
+        assert.strictEqual(error._tag, "BusError")
+        assert.strictEqual(error.operation, "PublishBatch")
+        assert.include(error.message, "huge")
+        yield* received.until(
+          () => received.of(small1!.event_id).length > 0 && received.of(small2!.event_id).length > 0,
+          "B received the two small events",
+          10_000
+        )
       })
-      const error = yield* Effect.flip(a!.publish([small1!, huge, small2!]))
-      assert.strictEqual(error._tag, "BusError")
-      assert.strictEqual(error.operation, "PublishBatch")
-      assert.include(error.message, "huge")
-      yield* received.until(
-        () => received.of(small1!.event_id).length > 0 && received.of(small2!.event_id).length > 0,
-        "B received the two small events",
-        10_000
-      )
-    }))
+  )
 
-  it.live("the consumer keeps polling through a network failure: receive errors are counted and retried, then delivery resumes", () =>
-    Effect.gen(function*() {
-      const fauxqs = yield* Fauxqs.make()
-      const proxy = yield* makeProxy(fauxqs)
-      const publisher = yield* SnsSqsBus.make({ ...connection(fauxqs), instanceId: "publisher", topicName })
-      const bus = yield* SnsSqsBus.make({
-        ...connection(fauxqs),
-        endpoint: proxy.endpoint,
-        instanceId: "consumer",
-        topicName,
-        waitTimeSeconds: 1,
-        visibilityTimeoutSeconds: 1
+  it.live(
+    "the consumer keeps polling through a network failure: receive errors are counted and retried, then delivery resumes",
+    () =>
+      Effect.gen(function* () {
+        const fauxqs = yield* Fauxqs.make()
+        const proxy = yield* makeProxy(fauxqs)
+        const publisher = yield* SnsSqsBus.make({ ...connection(fauxqs), instanceId: "publisher", topicName })
+        const bus = yield* SnsSqsBus.make({
+          ...connection(fauxqs),
+          endpoint: proxy.endpoint,
+          instanceId: "consumer",
+          topicName,
+          waitTimeSeconds: 1,
+          visibilityTimeoutSeconds: 1
+        })
+        const received = yield* InvalidationBusSuite.collect(bus)
+        const [before, after] = events("publisher", 2)
+        yield* publisher.publish([before!])
+        yield* received.until(
+          () => received.of(before!.event_id).some((r) => r.acked),
+          "delivered before the cut",
+          10_000
+        )
+
+        const errorsBefore = (yield* Metric.value(SnsSqsBus.receiveErrors)).count
+        proxy.cut()
+        yield* Poll.until(
+          Effect.map(Metric.value(SnsSqsBus.receiveErrors), (m) => m.count >= errorsBefore + 2),
+          { timeoutMs: 15_000, what: "two receives failed", intervalMs: 10 }
+        )
+        const contactDuringCut = yield* bus.lastContact
+        proxy.heal()
+        yield* publisher.publish([after!])
+        // A long poll cut mid-wait may still take the message on the emulator's side; it then comes back after the
+        // 1 s visibility timeout, so the deadline allows for that.
+        yield* received.until(() => received.of(after!.event_id).length > 0, "delivered after the cut", 15_000)
+        assert.isAbove((yield* bus.lastContact)!, contactDuringCut!)
       })
-      const received = yield* InvalidationBusSuite.collect(bus)
-      const [before, after] = events("publisher", 2)
-      yield* publisher.publish([before!])
-      yield* received.until(
-        () => received.of(before!.event_id).some((r) => r.acked),
-        "delivered before the cut",
-        10_000
-      )
-
-      const errorsBefore = (yield* Metric.value(SnsSqsBus.receiveErrors)).count
-      proxy.cut()
-      yield* Poll.until(
-        Effect.map(Metric.value(SnsSqsBus.receiveErrors), (m) => m.count >= errorsBefore + 2),
-        { timeoutMs: 15_000, what: "two receives failed", intervalMs: 10 }
-      )
-      const contactDuringCut = yield* bus.lastContact
-      proxy.heal()
-      yield* publisher.publish([after!])
-      // A long poll cut mid-wait may still take the message on the emulator's side; it then comes back after the
-      // 1 s visibility timeout, so the deadline allows for that.
-      yield* received.until(() => received.of(after!.event_id).length > 0, "delivered after the cut", 15_000)
-      assert.isAbove((yield* bus.lastContact)!, contactDuringCut!)
-    }))
+  )
 
   it.live("interrupting the consumer aborts its in-flight long poll at once", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const fauxqs = yield* Fauxqs.make()
       const proxy = yield* makeProxy(fauxqs)
       const bus = yield* SnsSqsBus.make({
@@ -519,21 +560,28 @@ describe("SnsSqsBus", () => {
         waitTimeSeconds: 20
       })
       const fiber = yield* bus.deliveries.pipe(Stream.runDrain, Effect.forkChild)
-      yield* Poll.until(Effect.sync(() => proxy.receives() >= 1), { timeoutMs: 5000, what: "a long poll is waiting" })
+      yield* Poll.until(
+        Effect.sync(() => proxy.receives() >= 1),
+        { timeoutMs: 5000, what: "a long poll is waiting" }
+      )
       const closesBefore = proxy.clientCloses()
       const started = Date.now()
       yield* Fiber.interrupt(fiber)
       const took = Date.now() - started
       assert.isBelow(took, 1000, `interrupting took ${took} ms`)
       // The aborted request's connection is closed by the client, not left waiting out its 20 s.
-      yield* Poll.until(Effect.sync(() => proxy.clientCloses() > closesBefore), {
-        timeoutMs: 1000,
-        what: "the client closed the long poll's connection"
-      })
-    }))
+      yield* Poll.until(
+        Effect.sync(() => proxy.clientCloses() > closesBefore),
+        {
+          timeoutMs: 1000,
+          what: "the client closed the long poll's connection"
+        }
+      )
+    })
+  )
 
   it.live("a configuration without a topic, or with an out-of-range setting, fails with a BusError", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const noTopic = yield* Effect.flip(SnsSqsBus.make({ instanceId: "x", region: "us-east-1" }))
       assert.strictEqual(noTopic.operation, "configure")
       const badWait = yield* Effect.flip(SnsSqsBus.make({ instanceId: "x", topicName, waitTimeSeconds: 21 }))
@@ -542,7 +590,8 @@ describe("SnsSqsBus", () => {
       assert.include(badPrefix.message, "queuePrefix")
       const badHeartbeat = yield* Effect.flip(SnsSqsBus.make({ instanceId: "x", topicName, heartbeatInterval: 0 }))
       assert.include(badHeartbeat.message, "heartbeatInterval")
-    }))
+    })
+  )
 })
 
 describe("SnsSqsBus.queueName", () => {

@@ -29,11 +29,11 @@ const covered = (target: Target) =>
   target.invalidation_type === "key"
     ? [target.key]
     : target.invalidation_type === "pattern"
-    ? keys.filter((key) => Glob.matches(target.pattern, key))
-    : keys.filter((key) => tagsOf(key).some((tag) => target.tags.includes(tag)))
+      ? keys.filter((key) => Glob.matches(target.pattern, key))
+      : keys.filter((key) => tagsOf(key).some((tag) => target.tags.includes(tag)))
 
 const instance = (fauxqs: Fauxqs.Fauxqs, instanceId: string) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const dir = yield* TempDir.make
     const bus = yield* SnsSqsBus.make({
       endpoint: fauxqs.endpoint,
@@ -45,10 +45,12 @@ const instance = (fauxqs: Fauxqs.Fauxqs, instanceId: string) =>
       maxReceiveCount: 2,
       waitTimeSeconds: 1
     })
-    const context = yield* Layer.build(CacheLayers.layerSynced({
-      store: RedisStore.layerEmbedded().pipe(Layer.provide(EmbeddedRedisServer.layer(defaults(dir)))),
-      bus: Layer.succeed(InvalidationBus, bus)
-    }))
+    const context = yield* Layer.build(
+      CacheLayers.layerSynced({
+        store: RedisStore.layerEmbedded().pipe(Layer.provide(EmbeddedRedisServer.layer(defaults(dir)))),
+        bus: Layer.succeed(InvalidationBus, bus)
+      })
+    )
     return {
       bus,
       context,
@@ -62,33 +64,43 @@ describe("sync over SNS/SQS with three instances", () => {
   it.live(
     "1,000 mixed invalidations leave every instance as if each event was applied once",
     () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const fauxqs = yield* Fauxqs.make()
         const nodes = yield* Effect.forEach(["node-a", "node-b", "node-c"], (id) => instance(fauxqs, id))
         const source = new Map(keys.map((key) => [key, 1]))
         for (const node of nodes) {
-          yield* node.run(Cache.use((cache) =>
-            Effect.forEach(keys, (key) =>
-              cache.getOrLoad(key, Effect.sync(() => ({ key, version: source.get(key)! })), {
-                schema: Value,
-                tags: tagsOf(key)
-              }), { concurrency: 16, discard: true })
-          ))
+          yield* node.run(
+            Cache.use((cache) =>
+              Effect.forEach(
+                keys,
+                (key) =>
+                  cache.getOrLoad(
+                    key,
+                    Effect.sync(() => ({ key, version: source.get(key)! })),
+                    {
+                      schema: Value,
+                      tags: tagsOf(key)
+                    }
+                  ),
+                { concurrency: 16, discard: true }
+              )
+            )
+          )
         }
         // 1,000 invalidations from random instances; a key covered by any of them must be gone everywhere.
         let seed = 7
-        const random = (n: number) =>
-          (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n
+        const random = (n: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n
         const published = [0, 0, 0]
         const invalidated = new Set<string>()
         const lags: Array<number> = []
         for (let i = 0; i < 1000; i++) {
           const kind = random(3)
-          const target: Target = kind === 0
-            ? { invalidation_type: "key", key: keys[random(keys.length)]! }
-            : kind === 1
-            ? { invalidation_type: "pattern", pattern: `${["user", "order", "item"][random(3)]}:${random(10)}*` }
-            : { invalidation_type: "tag", tags: [`shard-${random(5)}`] }
+          const target: Target =
+            kind === 0
+              ? { invalidation_type: "key", key: keys[random(keys.length)]! }
+              : kind === 1
+                ? { invalidation_type: "pattern", pattern: `${["user", "order", "item"][random(3)]}:${random(10)}*` }
+                : { invalidation_type: "tag", tags: [`shard-${random(5)}`] }
           for (const key of covered(target)) {
             source.set(key, source.get(key)! + 1)
             invalidated.add(key)
@@ -100,21 +112,27 @@ describe("sync over SNS/SQS with three instances", () => {
             const expected = (n: number) => published.reduce((sum, count, m) => (m === n ? sum : sum + count), 0)
             const peerIndexes = [0, 1, 2].filter((n) => n !== from)
             for (const n of peerIndexes) {
-              yield* Poll.until(Effect.map(nodes[n]!.run(stats), (s) => s.applied === expected(n)), {
-                timeoutMs: 30_000,
-                what: "the peers are idle",
-                intervalMs: 1
-              })
+              yield* Poll.until(
+                Effect.map(nodes[n]!.run(stats), (s) => s.applied === expected(n)),
+                {
+                  timeoutMs: 30_000,
+                  what: "the peers are idle",
+                  intervalMs: 1
+                }
+              )
             }
             published[from]!++
             const start = performance.now()
             yield* nodes[from]!.run(Cache.use((cache) => cache.invalidate(target)))
             for (const [k, peer] of peers.entries()) {
-              yield* Poll.until(Effect.map(peer.run(stats), (s) => s.applied === expected(peerIndexes[k]!)), {
-                timeoutMs: 30_000,
-                what: "the sampled event is applied",
-                intervalMs: 1
-              })
+              yield* Poll.until(
+                Effect.map(peer.run(stats), (s) => s.applied === expected(peerIndexes[k]!)),
+                {
+                  timeoutMs: 30_000,
+                  what: "the sampled event is applied",
+                  intervalMs: 1
+                }
+              )
               lags.push(performance.now() - start)
             }
           } else {
@@ -124,17 +142,23 @@ describe("sync over SNS/SQS with three instances", () => {
         }
         for (const [n, node] of nodes.entries()) {
           const fromOthers = published.reduce((sum, count, m) => (m === n ? sum : sum + count), 0)
-          yield* Poll.until(Effect.map(node.run(stats), (s) => s.applied === fromOthers), {
-            timeoutMs: 60_000,
-            what: `${node.bus.instanceId} applied ${fromOthers} events`,
-            intervalMs: 20
-          })
+          yield* Poll.until(
+            Effect.map(node.run(stats), (s) => s.applied === fromOthers),
+            {
+              timeoutMs: 60_000,
+              what: `${node.bus.instanceId} applied ${fromOthers} events`,
+              intervalMs: 20
+            }
+          )
         }
         for (const node of nodes) {
-          const present = yield* node.run(Cache.use((cache) =>
-            Effect.filter(keys, (key) => Effect.map(cache.get(key, Value), Option.isSome))
-          ))
-          assert.deepStrictEqual(present, keys.filter((key) => !invalidated.has(key)))
+          const present = yield* node.run(
+            Cache.use((cache) => Effect.filter(keys, (key) => Effect.map(cache.get(key, Value), Option.isSome)))
+          )
+          assert.deepStrictEqual(
+            present,
+            keys.filter((key) => !invalidated.has(key))
+          )
           const s = yield* node.run(stats)
           assert.strictEqual(s.flushes, 0)
           assert.strictEqual(s.duplicates, 0)
@@ -149,7 +173,7 @@ describe("sync over SNS/SQS with three instances", () => {
   it.live(
     "applies an event sent twice once, and moves a malformed message to the DLQ while valid ones flow",
     () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const fauxqs = yield* Fauxqs.make()
         const [, b] = yield* Effect.forEach(["node-a", "node-b"], (id) => instance(fauxqs, id))
         const sqs = new SQSClient({ endpoint: fauxqs.endpoint, region: fauxqs.region, credentials: fauxqs.credentials })
@@ -172,11 +196,14 @@ describe("sync over SNS/SQS with three instances", () => {
         yield* send(twice)
         yield* send("{ this is not an event")
         yield* send(event(2, "after-the-bad-one"))
-        yield* Poll.until(Effect.map(b!.run(stats), (s) => s.applied === 2 && s.duplicates === 1), {
-          timeoutMs: 10_000,
-          what: "both valid events applied and the copy skipped",
-          intervalMs: 10
-        })
+        yield* Poll.until(
+          Effect.map(b!.run(stats), (s) => s.applied === 2 && s.duplicates === 1),
+          {
+            timeoutMs: 10_000,
+            what: "both valid events applied and the copy skipped",
+            intervalMs: 10
+          }
+        )
         assert.isFalse(yield* b!.run(Cache.use((cache) => cache.exists("doubled"))))
         // Never acknowledged: after maxReceiveCount (2) receives the queue moves it to the dead-letter queue.
         let inDlq = false

@@ -25,7 +25,7 @@ describe("Glob", () => {
   })
 
   it.live("agrees with redis-server's own matcher on generated patterns and keys", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const server = yield* EmbeddedRedis
       const alphabet = fc.constantFrom("a", "b", ":", "*", "?", "[", "]", "^", "-", "\\")
       const samples = fc.sample(
@@ -42,5 +42,6 @@ describe("Glob", () => {
         const redisMatched = JSON.stringify(reply).includes(JSON.stringify(key))
         expect([pattern, key, Glob.matches(pattern, key)]).toEqual([pattern, key, redisMatched])
       }
-    }).pipe(Effect.provide(EmbeddedServer.layer())))
+    }).pipe(Effect.provide(EmbeddedServer.layer()))
+  )
 })

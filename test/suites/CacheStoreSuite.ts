@@ -28,27 +28,27 @@ export const suite = <E>(name: string, layer: Layer.Layer<CacheStore, E>, option
   const elapse = (ms: number, gone: Effect.Effect<boolean, CacheStoreError>) =>
     options.clock === "test"
       ? TestClock.adjust(ms)
-      : Effect.gen(function*() {
-        const deadline = Date.now() + ms + 5000
-        while (!(yield* gone)) {
-          if (Date.now() > deadline) return assert.fail(`still present ${ms + 5000} ms after a ${ms} ms TTL`)
-          yield* Effect.yieldNow
-        }
-      })
+      : Effect.gen(function* () {
+          const deadline = Date.now() + ms + 5000
+          while (!(yield* gone)) {
+            if (Date.now() > deadline) return assert.fail(`still present ${ms + 5000} ms after a ${ms} ms TTL`)
+            yield* Effect.yieldNow
+          }
+        })
 
   describe(`CacheStore contract: ${name}`, () => {
     test("a missing key reads as undefined and a written string reads back", (store) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const key = fresh("rw")
         assert.isUndefined(yield* store.get(key))
-        yield* store.set(key, "\"v1\"")
-        assert.strictEqual(yield* store.get(key), "\"v1\"")
-        yield* store.set(key, "\"v2\"")
-        assert.strictEqual(yield* store.get(key), "\"v2\"")
+        yield* store.set(key, '"v1"')
+        assert.strictEqual(yield* store.get(key), '"v1"')
+        yield* store.set(key, '"v2"')
+        assert.strictEqual(yield* store.get(key), '"v2"')
       }))
 
     test("getMany answers in the order asked, undefined for absent keys", (store) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const [a, b, c] = [fresh("m"), fresh("m"), fresh("m")]
         yield* store.set(a, "1")
         yield* store.set(c, "3")
@@ -57,7 +57,7 @@ export const suite = <E>(name: string, layer: Layer.Layer<CacheStore, E>, option
       }))
 
     test("ttl reports the remaining milliseconds, -1 without expiry, undefined when absent", (store) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const [a, b] = [fresh("ttl"), fresh("ttl")]
         yield* store.set(a, "1", { ttlMs: 60_000 })
         yield* store.set(b, "1")
@@ -69,7 +69,7 @@ export const suite = <E>(name: string, layer: Layer.Layer<CacheStore, E>, option
       }))
 
     test("an entry expires once its TTL has passed, and not before", (store) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const key = fresh("exp")
         const ttl = options.clock === "test" ? 10_000 : 40
         yield* store.set(key, "1", { ttlMs: ttl })
@@ -77,13 +77,16 @@ export const suite = <E>(name: string, layer: Layer.Layer<CacheStore, E>, option
           yield* TestClock.adjust(ttl - 1)
           assert.strictEqual(yield* store.get(key), "1")
         }
-        yield* elapse(options.clock === "test" ? 1 : ttl, Effect.map(store.exists(key), (e) => !e))
+        yield* elapse(
+          options.clock === "test" ? 1 : ttl,
+          Effect.map(store.exists(key), (e) => !e)
+        )
         assert.isUndefined(yield* store.get(key))
         assert.isFalse(yield* store.exists(key))
       }))
 
     test("delete counts only the live entries it removed", (store) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const [a, b, h, missing] = [fresh("del"), fresh("del"), fresh("del"), fresh("del")]
         yield* store.set(a, "1")
         yield* store.set(b, "2")
@@ -95,7 +98,7 @@ export const suite = <E>(name: string, layer: Layer.Layer<CacheStore, E>, option
       }))
 
     test("a lease hides the key: get is undefined, exists false, delete counts nothing", (store) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const key = fresh("lease")
         assert.deepStrictEqual(yield* store.lease(key, "t1", 10_000), { _tag: "Acquired" })
         assert.isUndefined(yield* store.get(key))
@@ -107,79 +110,82 @@ export const suite = <E>(name: string, layer: Layer.Layer<CacheStore, E>, option
       }))
 
     test("fill writes only while its own lease is in place, and only once", (store) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const key = fresh("fill")
         yield* store.lease(key, "t1", 10_000)
-        assert.isTrue(yield* store.fill(key, "t1", "\"loaded\"", { ttlMs: 60_000 }))
-        assert.strictEqual(yield* store.get(key), "\"loaded\"")
+        assert.isTrue(yield* store.fill(key, "t1", '"loaded"', { ttlMs: 60_000 }))
+        assert.strictEqual(yield* store.get(key), '"loaded"')
         assert.isTrue((yield* store.ttl(key))! > 0)
-        assert.isFalse(yield* store.fill(key, "t1", "\"again\""))
-        assert.strictEqual(yield* store.get(key), "\"loaded\"")
+        assert.isFalse(yield* store.fill(key, "t1", '"again"'))
+        assert.strictEqual(yield* store.get(key), '"loaded"')
       }))
 
     test("lease on a present value answers the value and leaves it in place", (store) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const key = fresh("present")
-        yield* store.set(key, "\"there\"")
-        assert.deepStrictEqual(yield* store.lease(key, "t1", 10_000), { _tag: "Present", value: "\"there\"" })
-        assert.strictEqual(yield* store.get(key), "\"there\"")
+        yield* store.set(key, '"there"')
+        assert.deepStrictEqual(yield* store.lease(key, "t1", 10_000), { _tag: "Present", value: '"there"' })
+        assert.strictEqual(yield* store.get(key), '"there"')
       }))
 
     test("a delete during a load fences it: the fill does not write back", (store) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const key = fresh("fence-del")
         yield* store.lease(key, "t1", 10_000)
         yield* store.delete([key])
-        assert.isFalse(yield* store.fill(key, "t1", "\"stale\""))
+        assert.isFalse(yield* store.fill(key, "t1", '"stale"'))
         assert.isUndefined(yield* store.get(key))
       }))
 
     test("a set during a load fences it: the newer value stays", (store) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const key = fresh("fence-set")
         yield* store.lease(key, "t1", 10_000)
-        yield* store.set(key, "\"newer\"")
-        assert.isFalse(yield* store.fill(key, "t1", "\"stale\""))
-        assert.strictEqual(yield* store.get(key), "\"newer\"")
+        yield* store.set(key, '"newer"')
+        assert.isFalse(yield* store.fill(key, "t1", '"stale"'))
+        assert.strictEqual(yield* store.get(key), '"newer"')
       }))
 
     test("a newer lease fences the older one", (store) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const key = fresh("fence-lease")
         yield* store.lease(key, "old", 10_000)
         assert.deepStrictEqual(yield* store.lease(key, "new", 10_000), { _tag: "Acquired" })
-        assert.isFalse(yield* store.fill(key, "old", "\"old\""))
-        assert.isTrue(yield* store.fill(key, "new", "\"new\""))
-        assert.strictEqual(yield* store.get(key), "\"new\"")
+        assert.isFalse(yield* store.fill(key, "old", '"old"'))
+        assert.isTrue(yield* store.fill(key, "new", '"new"'))
+        assert.strictEqual(yield* store.get(key), '"new"')
       }))
 
     test("release removes only its own lease", (store) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const key = fresh("release")
         yield* store.lease(key, "t1", 10_000)
         yield* store.release(key, "other")
-        assert.isTrue(yield* store.fill(key, "t1", "\"v\""))
+        assert.isTrue(yield* store.fill(key, "t1", '"v"'))
         const key2 = fresh("release")
         yield* store.lease(key2, "t2", 10_000)
         yield* store.release(key2, "t2")
-        assert.isFalse(yield* store.fill(key2, "t2", "\"v\""))
+        assert.isFalse(yield* store.fill(key2, "t2", '"v"'))
         assert.isUndefined(yield* store.get(key2))
       }))
 
     test("an expired lease cannot be filled", (store) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const key = fresh("lease-exp")
         const leaseMs = options.clock === "test" ? 5_000 : 40
         const tag = fresh("lease-exp-tag")
         yield* store.lease(key, "t1", leaseMs, [tag])
         // The tag index lists a key while anything (a lease included) is stored under it.
-        yield* elapse(leaseMs, Effect.map(store.tagged(tag), (keys) => keys.length === 0))
-        assert.isFalse(yield* store.fill(key, "t1", "\"late\""))
+        yield* elapse(
+          leaseMs,
+          Effect.map(store.tagged(tag), (keys) => keys.length === 0)
+        )
+        assert.isFalse(yield* store.fill(key, "t1", '"late"'))
         assert.isUndefined(yield* store.get(key))
       }))
 
     test("tags are recorded on set, fill and lease, and tagged answers only live keys", (store) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const tag = fresh("tag")
         const [a, b, c] = [fresh("tagged"), fresh("tagged"), fresh("tagged")]
         yield* store.set(a, "1", { tags: [tag] })
@@ -193,7 +199,7 @@ export const suite = <E>(name: string, layer: Layer.Layer<CacheStore, E>, option
       }))
 
     test("write replaces the whole value with each data type and read returns it", (store) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const key = fresh("write")
         yield* store.write(key, { type: "string", value: "s" })
         assert.deepStrictEqual(yield* store.read(key), { type: "string", value: "s" })
@@ -206,18 +212,24 @@ export const suite = <E>(name: string, layer: Layer.Layer<CacheStore, E>, option
         assert.strictEqual(yield* store.ttl(key), -1)
         yield* store.write(key, {
           type: "sorted_set",
-          value: [{ member: "b", score: 2 }, { member: "a", score: 1.5 }]
+          value: [
+            { member: "b", score: 2 },
+            { member: "a", score: 1.5 }
+          ]
         })
         assert.deepStrictEqual(yield* store.read(key), {
           type: "sorted_set",
-          value: [{ member: "a", score: 1.5 }, { member: "b", score: 2 }]
+          value: [
+            { member: "a", score: 1.5 },
+            { member: "b", score: 2 }
+          ]
         })
         yield* store.write(key, { type: "list", value: ["z", "a", "z"] })
         assert.deepStrictEqual(yield* store.read(key), { type: "list", value: ["z", "a", "z"] })
       }))
 
     test("writing an empty collection leaves the key absent", (store) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const key = fresh("empty")
         yield* store.set(key, "1")
         yield* store.write(key, { type: "list", value: [] })
@@ -226,7 +238,7 @@ export const suite = <E>(name: string, layer: Layer.Layer<CacheStore, E>, option
       }))
 
     test("hash, set, sorted-set and list operations merge and answer as Redis does", (store) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const [h, s, z, l] = [fresh("h"), fresh("s"), fresh("z"), fresh("l")]
         yield* store.hashSet(h, { a: "1" })
         yield* store.hashSet(h, { b: "2", a: "3" }, { ttlMs: 60_000 })
@@ -239,8 +251,20 @@ export const suite = <E>(name: string, layer: Layer.Layer<CacheStore, E>, option
         assert.isTrue(yield* store.setHas(s, "c"))
         assert.isFalse(yield* store.setHas(s, "d"))
 
-        assert.strictEqual(yield* store.sortedSetAdd(z, [{ member: "x", score: 3 }, { member: "y", score: 1 }]), 2)
-        assert.strictEqual(yield* store.sortedSetAdd(z, [{ member: "x", score: 0 }, { member: "w", score: 2 }]), 1)
+        assert.strictEqual(
+          yield* store.sortedSetAdd(z, [
+            { member: "x", score: 3 },
+            { member: "y", score: 1 }
+          ]),
+          2
+        )
+        assert.strictEqual(
+          yield* store.sortedSetAdd(z, [
+            { member: "x", score: 0 },
+            { member: "w", score: 2 }
+          ]),
+          1
+        )
         assert.deepStrictEqual(yield* store.sortedSetRange(z, 0, -1), [
           { member: "x", score: 0 },
           { member: "y", score: 1 },
@@ -257,7 +281,7 @@ export const suite = <E>(name: string, layer: Layer.Layer<CacheStore, E>, option
       }))
 
     test("an operation on a key of another type fails with WrongType", (store) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const [h, s] = [fresh("wt"), fresh("wt")]
         yield* store.hashSet(h, { a: "1" })
         yield* store.set(s, "1")
@@ -271,16 +295,16 @@ export const suite = <E>(name: string, layer: Layer.Layer<CacheStore, E>, option
       }))
 
     test("deletePattern removes exactly the live keys matching, leases included, and counts only entries", (store) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const prefix = fresh("pat")
         yield* store.set(`${prefix}:a`, "1")
         yield* store.set(`${prefix}:b`, "2", { tags: [`${prefix}-tag`] })
         yield* store.hashSet(`${prefix}:h`, { f: "v" })
-        yield* store.set(`${prefix}x`, "\"not matched\"")
+        yield* store.set(`${prefix}x`, '"not matched"')
         yield* store.lease(`${prefix}:leased`, "t", 10_000)
         assert.strictEqual(yield* store.deletePattern(`${prefix}:*`, 2), 3)
-        assert.isFalse(yield* store.fill(`${prefix}:leased`, "t", "\"stale\""))
-        assert.strictEqual(yield* store.get(`${prefix}x`), "\"not matched\"")
+        assert.isFalse(yield* store.fill(`${prefix}:leased`, "t", '"stale"'))
+        assert.strictEqual(yield* store.get(`${prefix}x`), '"not matched"')
         assert.strictEqual(yield* store.deletePattern(`${prefix}:*`), 0)
         // The toolkit's own keys never match a pattern: tags keep working after a broad one.
         yield* store.set(`${prefix}:c`, "3", { tags: [`${prefix}-tag`] })
@@ -289,7 +313,7 @@ export const suite = <E>(name: string, layer: Layer.Layer<CacheStore, E>, option
       }))
 
     test("deleteTagged removes every live entry carrying any of the tags, counted once each", (store) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const [t1, t2, other] = [fresh("t1"), fresh("t2"), fresh("t3")]
         const [a, b, c, d, e] = [fresh("dt"), fresh("dt"), fresh("dt"), fresh("dt"), fresh("dt")]
         yield* store.set(a, "1", { tags: [t1] })
@@ -309,20 +333,20 @@ export const suite = <E>(name: string, layer: Layer.Layer<CacheStore, E>, option
       }))
 
     test("deleteTagged fences a load leased with the tag", (store) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const [tag, key] = [fresh("ft"), fresh("fk")]
         yield* store.lease(key, "t", 10_000, [tag])
         assert.strictEqual(yield* store.deleteTagged([tag]), 0)
-        assert.isFalse(yield* store.fill(key, "t", "\"stale\"", { tags: [tag] }))
+        assert.isFalse(yield* store.fill(key, "t", '"stale"', { tags: [tag] }))
       }))
 
     test("a tagged entry keeps its tags through reads and collection merges", (store) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const [tag, s, h] = [fresh("keep"), fresh("ks"), fresh("kh")]
-        yield* store.set(s, "\"v\"", { tags: [tag] })
-        assert.strictEqual(yield* store.get(s), "\"v\"")
-        assert.deepStrictEqual(yield* store.getMany([s]), ["\"v\""])
-        assert.deepStrictEqual(yield* store.read(s), { type: "string", value: "\"v\"" })
+        yield* store.set(s, '"v"', { tags: [tag] })
+        assert.strictEqual(yield* store.get(s), '"v"')
+        assert.deepStrictEqual(yield* store.getMany([s]), ['"v"'])
+        assert.deepStrictEqual(yield* store.read(s), { type: "string", value: '"v"' })
         yield* store.write(h, { type: "hash", value: { a: "1" } }, { tags: [tag], ttlMs: 60_000 })
         yield* store.hashSet(h, { b: "2" }, { ttlMs: 120_000 })
         assert.deepStrictEqual(yield* store.read(h), { type: "hash", value: { a: "1", b: "2" } })
@@ -331,20 +355,23 @@ export const suite = <E>(name: string, layer: Layer.Layer<CacheStore, E>, option
       }))
 
     test("the tag index empties itself once its tagged entries have expired", (store) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const tag = fresh("expiring")
         const ttl = options.clock === "test" ? 10_000 : 50
         const before = (yield* store.info).tagIndexEntries
         for (let i = 0; i < 50; i++) yield* store.set(fresh("exp-tagged"), "1", { tags: [tag], ttlMs: ttl })
         assert.strictEqual((yield* store.info).tagIndexEntries, before + 50)
-        yield* elapse(ttl, Effect.map(store.info, (info) => info.tagIndexEntries <= before))
+        yield* elapse(
+          ttl,
+          Effect.map(store.info, (info) => info.tagIndexEntries <= before)
+        )
         assert.isAtMost((yield* store.info).tagIndexEntries, before)
         assert.deepStrictEqual(yield* store.tagged(tag), [])
         assert.strictEqual(yield* store.deleteTagged([tag]), 0)
       }))
 
     test("info counts keys, and ping answers while the store is up", (store) =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         yield* store.set(fresh("info"), "1")
         const info = yield* store.info
         assert.isTrue(info.keys >= 1)

@@ -71,7 +71,7 @@ export const events = (source: string, n: number, firstSeq = 1): Array<Invalidat
  * `shouldAck` accepts (all by default). An ack failure fails the next wait, naming it.
  */
 export const collect = (bus: InvalidationBus["Service"], shouldAck: (r: Received) => boolean = () => true) =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const received: Array<Received> = []
     const ackErrors: Array<BusError> = []
     yield* bus.deliveries.pipe(
@@ -111,7 +111,7 @@ export const suite = <E>(name: string, makeInstances: MakeInstances<E>, options:
 
   describe(`InvalidationBus contract: ${name}`, () => {
     it.live("an event published by one instance reaches every other instance, its body decoding to that event", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const [a, b, c] = yield* makeInstances(freshIds(3))
         const [atB, atC] = [yield* collect(b!), yield* collect(c!)]
         const [event] = events(a!.instanceId, 1)
@@ -128,10 +128,11 @@ export const suite = <E>(name: string, makeInstances: MakeInstances<E>, options:
         const contact = yield* b!.lastContact
         assert.isDefined(contact)
         assert.isAtLeast(contact!, before - 1000)
-      }))
+      })
+    )
 
     it.live("an instance does not receive its own events", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const [a, b, c] = yield* makeInstances(freshIds(3))
         const [atA, atB] = [yield* collect(a!), yield* collect(b!)]
         const [own] = events(a!.instanceId, 1)
@@ -147,10 +148,11 @@ export const suite = <E>(name: string, makeInstances: MakeInstances<E>, options:
         yield* atA.until(() => atA.of(sentinel!.event_id).length > 0, "A received C's sentinel", deliveryMs)
         assert.deepStrictEqual(atA.of(own!.event_id), [], "A received its own event")
         assert.isTrue(atA.received.every((r) => r.event?.source_instance !== a!.instanceId))
-      }))
+      })
+    )
 
     it.live("a batch of 25 events published in one call arrives complete, in any order", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const [a, b] = yield* makeInstances(freshIds(2))
         const atB = yield* collect(b!)
         const batch = events(a!.instanceId, 25)
@@ -158,46 +160,50 @@ export const suite = <E>(name: string, makeInstances: MakeInstances<E>, options:
         const ids = new Set(batch.map((e) => e.event_id))
         const seen = () =>
           new Set(
-            atB.received.flatMap((r) => r.event !== undefined && ids.has(r.event.event_id) ? [r.event.event_id] : [])
+            atB.received.flatMap((r) => (r.event !== undefined && ids.has(r.event.event_id) ? [r.event.event_id] : []))
           )
         yield* atB.until(() => seen().size === ids.size, "B received all 25 events", deliveryMs)
         for (const event of batch) {
           assert.deepStrictEqual(atB.of(event.event_id)[0]!.event, event)
         }
-      }))
+      })
+    )
 
-    it.live("a delivery that is not acknowledged is delivered again with a higher receive count; an acknowledged one is not", () =>
-      Effect.gen(function*() {
-        const [a, b] = yield* makeInstances(freshIds(2))
-        const [acked, unacked] = events(a!.instanceId, 2)
-        const atB = yield* collect(b!, (r) => r.event?.event_id !== unacked!.event_id)
-        yield* a!.publish([acked!])
-        yield* atB.until(
-          () => atB.of(acked!.event_id).some((r) => r.acked),
-          "B received and acked the first event",
-          deliveryMs
-        )
-        yield* a!.publish([unacked!])
-        yield* atB.until(
-          () => atB.of(unacked!.event_id).length >= 2,
-          "B received the unacknowledged event a second time",
-          deliveryMs + options.redeliveryWithinMs
-        )
-        const [first, second] = atB.of(unacked!.event_id)
-        assert.strictEqual(first!.delivery.receiveCount, 1)
-        assert.isAtLeast(second!.delivery.receiveCount, 2)
-        assert.deepStrictEqual(second!.event, unacked)
-        // The acknowledged event was received (and acked) before the other one was even published, so had its ack
-        // not removed it, its visibility would have run out no later than the other's: it would have been
-        // visible again before that redelivery. The sentinel, published after the redelivery, queues behind it.
-        const [sentinel] = events(a!.instanceId, 1, 3)
-        yield* a!.publish([sentinel!])
-        yield* atB.until(() => atB.of(sentinel!.event_id).length > 0, "B received the sentinel", deliveryMs)
-        assert.strictEqual(atB.of(acked!.event_id).length, 1, "the acknowledged event was delivered again")
-      }))
+    it.live(
+      "a delivery that is not acknowledged is delivered again with a higher receive count; an acknowledged one is not",
+      () =>
+        Effect.gen(function* () {
+          const [a, b] = yield* makeInstances(freshIds(2))
+          const [acked, unacked] = events(a!.instanceId, 2)
+          const atB = yield* collect(b!, (r) => r.event?.event_id !== unacked!.event_id)
+          yield* a!.publish([acked!])
+          yield* atB.until(
+            () => atB.of(acked!.event_id).some((r) => r.acked),
+            "B received and acked the first event",
+            deliveryMs
+          )
+          yield* a!.publish([unacked!])
+          yield* atB.until(
+            () => atB.of(unacked!.event_id).length >= 2,
+            "B received the unacknowledged event a second time",
+            deliveryMs + options.redeliveryWithinMs
+          )
+          const [first, second] = atB.of(unacked!.event_id)
+          assert.strictEqual(first!.delivery.receiveCount, 1)
+          assert.isAtLeast(second!.delivery.receiveCount, 2)
+          assert.deepStrictEqual(second!.event, unacked)
+          // The acknowledged event was received (and acked) before the other one was even published, so had its ack
+          // not removed it, its visibility would have run out no later than the other's: it would have been
+          // visible again before that redelivery. The sentinel, published after the redelivery, queues behind it.
+          const [sentinel] = events(a!.instanceId, 1, 3)
+          yield* a!.publish([sentinel!])
+          yield* atB.until(() => atB.of(sentinel!.event_id).length > 0, "B received the sentinel", deliveryMs)
+          assert.strictEqual(atB.of(acked!.event_id).length, 1, "the acknowledged event was delivered again")
+        })
+    )
 
     it.live("publishing an empty array succeeds and delivers nothing", () =>
-      Effect.gen(function*() {
+      Effect.gen(function* () {
         const ids = freshIds(2)
         const [a, b] = yield* makeInstances(ids)
         const atB = yield* collect(b!)
@@ -206,10 +212,15 @@ export const suite = <E>(name: string, makeInstances: MakeInstances<E>, options:
         const [sentinel] = events(a!.instanceId, 1)
         yield* a!.publish([sentinel!])
         yield* atB.until(() => atB.of(sentinel!.event_id).length > 0, "B received the sentinel", deliveryMs)
-        const others = atB.received.filter((r) =>
-          r.event === undefined || (ids.includes(r.event.source_instance) && r.event.event_id !== sentinel!.event_id)
+        const others = atB.received.filter(
+          (r) =>
+            r.event === undefined || (ids.includes(r.event.source_instance) && r.event.event_id !== sentinel!.event_id)
         )
-        assert.deepStrictEqual(others.map((r) => r.delivery.body), [])
-      }))
+        assert.deepStrictEqual(
+          others.map((r) => r.delivery.body),
+          []
+        )
+      })
+    )
   })
 }

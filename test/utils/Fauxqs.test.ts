@@ -12,10 +12,14 @@ const listenersOn = (port: number): Array<string> => {
   const hexPort = port.toString(16).toUpperCase().padStart(4, "0")
   return ["/proc/net/tcp", "/proc/net/tcp6"].flatMap((file) =>
     fs.existsSync(file)
-      ? fs.readFileSync(file, "utf8").split("\n").slice(1).flatMap((line) => {
-        const [, local, , state] = line.trim().split(/\s+/)
-        return local?.endsWith(`:${hexPort}`) && state === "0A" ? [local] : [] // 0A = LISTEN
-      })
+      ? fs
+          .readFileSync(file, "utf8")
+          .split("\n")
+          .slice(1)
+          .flatMap((line) => {
+            const [, local, , state] = line.trim().split(/\s+/)
+            return local?.endsWith(`:${hexPort}`) && state === "0A" ? [local] : [] // 0A = LISTEN
+          })
       : []
   )
 }
@@ -32,27 +36,26 @@ const accepts = (host: string, port: number) =>
   })
 
 describe("Fauxqs", () => {
-  it.live.skipIf(!hasProcNet)(
-    "listens on 127.0.0.1 only, on an OS-chosen port, and answers SQS calls",
-    () =>
-      Effect.gen(function*() {
-        const fauxqs = yield* Fauxqs.make()
-        assert.strictEqual(fauxqs.host, "127.0.0.1")
-        assert.notStrictEqual(fauxqs.port, 4566)
-        assert.deepStrictEqual(listenersOn(fauxqs.port), [
-          `0100007F:${fauxqs.port.toString(16).toUpperCase().padStart(4, "0")}`
-        ])
-        const sqs = new SQSClient({ endpoint: fauxqs.endpoint, region: fauxqs.region, credentials: fauxqs.credentials })
-        const result = yield* Effect.promise(() => sqs.send(new ListQueuesCommand({})))
-        sqs.destroy()
-        assert.deepStrictEqual(result.QueueUrls ?? [], [])
-      })
+  it.live.skipIf(!hasProcNet)("listens on 127.0.0.1 only, on an OS-chosen port, and answers SQS calls", () =>
+    Effect.gen(function* () {
+      const fauxqs = yield* Fauxqs.make()
+      assert.strictEqual(fauxqs.host, "127.0.0.1")
+      assert.notStrictEqual(fauxqs.port, 4566)
+      assert.deepStrictEqual(listenersOn(fauxqs.port), [
+        `0100007F:${fauxqs.port.toString(16).toUpperCase().padStart(4, "0")}`
+      ])
+      const sqs = new SQSClient({ endpoint: fauxqs.endpoint, region: fauxqs.region, credentials: fauxqs.credentials })
+      const result = yield* Effect.promise(() => sqs.send(new ListQueuesCommand({})))
+      sqs.destroy()
+      assert.deepStrictEqual(result.QueueUrls ?? [], [])
+    })
   )
 
   it.live("stops listening when its scope closes", () =>
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const fauxqs = yield* Effect.scoped(Fauxqs.make())
       assert.isFalse(yield* accepts(fauxqs.host, fauxqs.port))
       if (hasProcNet) assert.deepStrictEqual(listenersOn(fauxqs.port), [])
-    }))
+    })
+  )
 })

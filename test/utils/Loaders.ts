@@ -18,7 +18,7 @@ export interface GatedLoader<A> {
 
 /** A gated loader answering `value`. */
 export const gated = <A>(value: A): Effect.Effect<GatedLoader<A>> =>
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const gate = yield* Deferred.make<void>()
     const started = yield* Deferred.make<void>()
     let runs = 0

@@ -60,9 +60,8 @@ export const command = (socketPath: string, ...args: ReadonlyArray<string>): Eff
     const socket = net.createConnection({ path: socketPath })
     let input = ""
     socket.setEncoding("utf8")
-    socket.once(
-      "connect",
-      () => socket.write(`*${args.length}\r\n${args.map((arg) => `$${Buffer.byteLength(arg)}\r\n${arg}\r\n`).join("")}`)
+    socket.once("connect", () =>
+      socket.write(`*${args.length}\r\n${args.map((arg) => `$${Buffer.byteLength(arg)}\r\n${arg}\r\n`).join("")}`)
     )
     socket.on("data", (chunk: string) => {
       input += chunk
@@ -86,5 +85,5 @@ export const pings = (socketPath: string): Effect.Effect<boolean> =>
 /** `CONFIG GET <parameter>`: the value, or undefined if the server does not know it. */
 export const configGet = (socketPath: string, parameter: string): Effect.Effect<string | undefined, RespError> =>
   command(socketPath, "CONFIG", "GET", parameter).pipe(
-    Effect.map((reply) => Array.isArray(reply) && typeof reply[1] === "string" ? reply[1] : undefined)
+    Effect.map((reply) => (Array.isArray(reply) && typeof reply[1] === "string" ? reply[1] : undefined))
   )
