@@ -321,7 +321,10 @@ export const make = (options: CacheOptions = {}): Effect.Effect<Cache["Service"]
       return breaker.state === "closed" ? run : Effect.flatMap(storeUsable, (usable) => (usable ? run : degraded))
     }
 
-    /** Runs a store write for `keys`; a failure is counted, the keys are remembered for recovery. */
+    /**
+     * Runs a store write for `keys` (or "all" for a pattern or tag invalidation). A failure is counted and
+     * answered with `onFailed`; what may now be stale is dropped at once, or remembered until the store recovers.
+     */
     const guardedWrite = <A, O>(
       keys: string | "all",
       write: Effect.Effect<A, CacheStoreError>,
@@ -334,12 +337,25 @@ export const make = (options: CacheOptions = {}): Effect.Effect<Cache["Service"]
           remember(keys)
           return onFailed(error)
         })
+      // A healthy store refused the write (OOM under noeviction, a script error): what it still holds may be
+      // older than this write, so drop it now (a delete frees memory, so it goes through under OOM too).
+      const refused = (error: CacheStoreError) =>
+        Effect.matchEffect(keys === "all" ? store.flush : store.delete([keys]), {
+          onFailure: () => notWritten(error),
+          onSuccess: () =>
+            Effect.sync(() => {
+              counters.failedWrites++
+              return onFailed(error)
+            })
+        })
       const run = Effect.matchEffect(write, {
         onFailure: (error) =>
-          Effect.andThen(
-            storeFailed(error),
-            Effect.suspend(() => notWritten(error))
-          ),
+          isOutage(error)
+            ? Effect.andThen(
+                storeFailed(error),
+                Effect.suspend(() => notWritten(error))
+              )
+            : refused(error),
         onSuccess: (a) => {
           breaker.succeeded()
           return Effect.succeed(onWritten(a))

@@ -135,7 +135,7 @@ describe("layerEmbedded", () => {
     }).pipe(Effect.provide(embedded({ maxmemory: "4mb", evictionPolicy: "allkeys-lru" })))
   )
 
-  it.live("fails writes soft with OutOfMemory under noeviction and still serves reads", () =>
+  it.live("fails writes soft with OutOfMemory under noeviction, drops the value they replaced, serves reads", () =>
     Effect.gen(function* () {
       const cache = yield* Cache.Cache
       yield* cache.set("first", value1k, { schema: Schema.String })
@@ -148,6 +148,10 @@ describe("layerEmbedded", () => {
       if (outcome._tag === "NotWritten") assert.strictEqual(outcome.error.reason, "OutOfMemory")
       assert.deepStrictEqual(yield* cache.get("first", Schema.String), Option.some(value1k))
       assert.deepStrictEqual(yield* cache.get("fill:0", Schema.String), Option.some(value1k))
+      // A refused write must not leave the older value readable: it was overwritten as far as the caller knows.
+      const rewrite = yield* cache.set("first", "newer ".repeat(200), { schema: Schema.String })
+      assert.strictEqual(rewrite._tag, "NotWritten")
+      assert.deepStrictEqual(yield* cache.get("first", Schema.String), Option.none())
       // A healthy store refusing writes is not an outage: the breaker stays closed.
       assert.strictEqual((yield* cache.stats).breaker, "closed")
     }).pipe(Effect.provide(embedded({ maxmemory: "4mb", evictionPolicy: "noeviction" })))
