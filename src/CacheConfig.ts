@@ -56,3 +56,23 @@ export const CacheConfig = Config.all({
   sqsQueuePrefix: Config.schema(QueuePrefix, "CACHE_SQS_QUEUE_PREFIX").pipe(Config.withDefault("embedded-cache"))
 })
 export type CacheConfig = Config.Success<typeof CacheConfig>
+
+/** Where `serve` loads from on a miss (`GET ?load=true`) and when warming. */
+export const SourceKind = Schema.Literals(["none", "http"])
+export type SourceKind = typeof SourceKind.Type
+
+const PositiveInt = Schema.NumberFromString.pipe(Schema.check(Schema.isInt(), Schema.isGreaterThan(0)))
+
+/** The settings of the `serve` sidecar: its REST API, its data source and its startup warm-up. */
+export const ServiceConfig = Config.all({
+  httpHost: Config.String("CACHE_HTTP_HOST").pipe(Config.withDefault("127.0.0.1")),
+  httpPort: Config.Port("CACHE_HTTP_PORT").pipe(Config.withDefault(8080)),
+  /** When set, `/api/v1/*` requires `Authorization: Bearer <token>`. */
+  apiToken: Config.option(Config.Redacted("CACHE_API_TOKEN")),
+  maxBodyBytes: Config.schema(PositiveInt, "CACHE_MAX_BODY_BYTES").pipe(Config.withDefault(1_048_576)),
+  source: Config.schema(SourceKind, "CACHE_SOURCE").pipe(Config.withDefault("none" as const)),
+  /** A file of keys (one per line, `#` comments) warmed at startup; readiness waits for it. */
+  warmKeysFile: Config.option(Config.NonEmptyString("CACHE_WARM_KEYS_FILE")),
+  warmTimeoutSeconds: Config.schema(Seconds, "CACHE_WARM_TIMEOUT").pipe(Config.withDefault(60))
+})
+export type ServiceConfig = Config.Success<typeof ServiceConfig>
