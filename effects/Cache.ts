@@ -148,7 +148,7 @@ export class Cache extends Context.Service<
       options: LoadOptions<A>
     ) => Effect.Effect<ReadonlyMap<string, A>, CacheKey.InvalidKeyError | LoadError, DataSource>
 
-    /** The whole value at `key` of any data type. */
+    /** The whole value at `key` of any data type (counted as a hit or a miss). */
     readonly read: (key: string) => Effect.Effect<CacheValue | undefined, CacheKey.InvalidKeyError>
     /** Replaces the value at `key` with a value of any data type. */
     readonly write: (
@@ -763,7 +763,14 @@ export const make = (options: CacheOptions = {}): Effect.Effect<Cache["Service"]
       ttl: (key) => checked(key, () => guardedRead(store.ttl(key), undefined)),
       getOrLoad,
       getMany,
-      read: (key) => checked(key, () => guardedRead(store.read(key), undefined)),
+      read: (key) =>
+        checked(key, () =>
+          Effect.map(guardedRead(store.read(key), undefined), (value) => {
+            if (value === undefined) counters.misses++
+            else counters.hits++
+            return value
+          })
+        ),
       write: (key, value, options) => structuredWrite(key, options, (o) => store.write(key, value, o)),
       hashSet: (key, fields, options) => structuredWrite(key, options, (o) => store.hashSet(key, fields, o)),
       hashGet: (key, field) => checked(key, () => guardedRead(store.hashGet(key, field), undefined)),
