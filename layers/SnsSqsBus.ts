@@ -245,7 +245,9 @@ const makeClients = (options: AwsClientOptions) =>
   Effect.acquireRelease(
     Effect.sync(() => {
       const config = clientConfig(options)
-      return { sqs: new SQSClient(config), sns: new SNSClient(config) }
+      // Address queues through the configured endpoint (AWS_ENDPOINT_URL included), not their URL's host: an
+      // emulator's queue URLs name hosts that only resolve inside it.
+      return { sqs: new SQSClient({ ...config, useQueueUrlAsEndpoint: false }), sns: new SNSClient(config) }
     }),
     ({ sns, sqs }) =>
       Effect.sync(() => {

@@ -1,0 +1,201 @@
+/**
+ * `embedded-cache serve` end to end, as real child processes: two instances with their own embedded
+ * redis-servers synchronised over fauxqs, loading from a real local HTTP data source; a killed Redis under a
+ * running service; SIGTERM; and a configuration error.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import * as fs from "node:fs"
+import * as http from "node:http"
+import type { AddressInfo } from "node:net"
+import * as path from "node:path"
+import * as Fauxqs from "../utils/Fauxqs.ts"
+import * as Poll from "../utils/Poll.ts"
+import * as ServeProcess from "../utils/ServeProcess.ts"
+import * as TempDir from "../utils/TempDir.ts"
+
+/** A real HTTP data source: GET /items/<key> answers the JSON value, 404 when absent. */
+const dataSource = (items: Record<string, unknown>) =>
+  Effect.acquireRelease(
+    Effect.callback<http.Server>((resume) => {
+      const server = http.createServer((request, response) => {
+        const key = decodeURIComponent((request.url ?? "").replace(/^\/items\//, ""))
+        if (!(key in items)) {
+          response.writeHead(404).end()
+          return
+        }
+        response.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(items[key]))
+      })
+      server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
+    }),
+    (server) => Effect.callback<void>((resume) => void server.close(() => resume(Effect.void)))
+  ).pipe(Effect.map((server) => `http://127.0.0.1:${(server.address() as AddressInfo).port}/items/{key}`))
+
+const request = (url: string, init: RequestInit = {}) =>
+  Effect.promise(async () => {
+    const response = await fetch(url, init)
+    const text = await response.text()
+    return { status: response.status, body: text.length > 0 ? (JSON.parse(text) as Record<string, unknown>) : {} }
+  })
+
+const json = (method: string, body: unknown): RequestInit => ({
+  method,
+  headers: { "content-type": "application/json" },
+  body: JSON.stringify(body)
+})
+
+const isAlive = (pid: number) => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+const redisPid = (dataDir: string) => Number(fs.readFileSync(path.join(dataDir, "redis.pid"), "utf8").trim())
+
+describe("embedded-cache serve", () => {
+  it.live(
+    "two instances over SNS/SQS: a PUT, a DELETE, a pattern and a tag invalidation on one drop the keys on the other",
+    () =>
+      Effect.gen(function* () {
+        const fauxqs = yield* Fauxqs.make()
+        const dir = yield* TempDir.make
+        const sourceUrl = yield* dataSource({ "user:1": { name: "ada" }, "user:2": "bob", "item:1": 1, "order:1": [1] })
+        const env = (id: string) => ({
+          CACHE_INSTANCE_ID: id,
+          CACHE_DATA_DIR: path.join(dir, id),
+          CACHE_STORE: "embedded",
+          CACHE_BUS: "sns-sqs",
+          CACHE_SNS_TOPIC_NAME: "serve-test",
+          CACHE_SOURCE: "http",
+          CACHE_SOURCE_URL: sourceUrl,
+          AWS_ENDPOINT_URL: fauxqs.endpoint,
+          AWS_REGION: fauxqs.region,
+          AWS_ACCESS_KEY_ID: fauxqs.credentials.accessKeyId,
+          AWS_SECRET_ACCESS_KEY: fauxqs.credentials.secretAccessKey
+        })
+        const [a, b] = yield* Effect.all([ServeProcess.start(env("a")), ServeProcess.start(env("b"))], {
+          concurrency: 2
+        })
+        for (const serve of [a, b]) {
+          const users = yield* request(
+            `${serve.url}/api/v1/cache/warm`,
+            json("POST", { keys: ["user:1", "user:2", "item:1"], source: "http" })
+          )
+          assert.deepInclude(users.body, { keys_warmed: 3, failed: 0, missing: 0, status: "success" })
+          const orders = yield* request(
+            `${serve.url}/api/v1/cache/warm`,
+            json("POST", { keys: ["order:1", "order:404"], source: "http", tags: ["orders"] })
+          )
+          assert.deepInclude(orders.body, { keys_warmed: 1, failed: 0, missing: 1, status: "success" })
+        }
+        const present = (key: string) => Effect.map(request(`${b.url}/api/v1/cache/${key}`), (r) => r.status === 200)
+        const dropped = (key: string) =>
+          Poll.until(
+            Effect.map(present(key), (p) => !p),
+            { timeoutMs: 15_000, what: `b drops ${key}`, intervalMs: 20 }
+          )
+        for (const key of ["user:1", "user:2", "item:1", "order:1"]) assert.isTrue(yield* present(key))
+
+        assert.strictEqual((yield* request(`${a.url}/api/v1/cache/user:1`, json("PUT", { value: "new" }))).status, 200)
+        yield* dropped("user:1")
+        assert.strictEqual((yield* request(`${a.url}/api/v1/cache/user:2`, { method: "DELETE" })).status, 200)
+        yield* dropped("user:2")
+        const byPattern = yield* request(
+          `${a.url}/api/v1/cache/invalidate`,
+          json("POST", { pattern: "item:*", invalidation_type: "pattern" })
+        )
+        assert.deepInclude(byPattern.body, { pattern: "item:*", keys_invalidated: 1, status: "success" })
+        yield* dropped("item:1")
+        const byTag = yield* request(
+          `${a.url}/api/v1/cache/invalidate`,
+          json("POST", { tags: ["orders"], invalidation_type: "tag" })
+        )
+        assert.deepInclude(byTag.body, { tags: ["orders"], keys_invalidated: 1, status: "success" })
+        yield* dropped("order:1")
+        // The writer keeps its own write.
+        assert.strictEqual((yield* request(`${a.url}/api/v1/cache/user:1`)).body["value"], "new")
+        for (const serve of [a, b]) assert.deepStrictEqual(yield* serve.stop(), { code: 0, signal: null })
+      }).pipe(Effect.scoped),
+    120_000
+  )
+
+  it.live(
+    "answers load-through GETs from the source while Redis is down, is not ready meanwhile, and recovers after the restart",
+    () =>
+      Effect.gen(function* () {
+        const dir = yield* TempDir.make
+        const sourceUrl = yield* dataSource({ "user:1": "from the source" })
+        const serve = yield* ServeProcess.start({
+          CACHE_INSTANCE_ID: "solo",
+          CACHE_DATA_DIR: dir,
+          CACHE_STORE: "embedded",
+          CACHE_SOURCE: "http",
+          CACHE_SOURCE_URL: sourceUrl
+        })
+        const get = request(`${serve.url}/api/v1/cache/user:1?load=true`)
+        assert.strictEqual((yield* get).body["hit"], false)
+        assert.strictEqual((yield* get).body["hit"], true)
+        const pid = redisPid(dir)
+        // Hang it first, so the outage lasts long enough to be seen, then kill it: the supervisor restarts it.
+        process.kill(pid, "SIGSTOP")
+        yield* Poll.until(
+          Effect.map(request(`${serve.url}/readyz`), (r) => r.status === 503),
+          { timeoutMs: 10_000, what: "not ready while Redis does not answer", intervalMs: 20 }
+        )
+        for (let i = 0; i < 5; i++) {
+          const response = yield* get
+          assert.strictEqual(response.status, 200)
+          assert.strictEqual(response.body["value"], "from the source")
+        }
+        process.kill(pid, "SIGKILL")
+        process.kill(pid, "SIGCONT")
+        yield* Poll.until(
+          Effect.map(request(`${serve.url}/readyz`), (r) => r.status === 200),
+          { timeoutMs: 15_000, what: "ready after the supervisor's restart", intervalMs: 20 }
+        )
+        assert.notStrictEqual(redisPid(dir), pid)
+        yield* Poll.until(
+          Effect.flatMap(get, (r) => Effect.succeed(r.status === 200 && r.body["hit"] === true)),
+          { timeoutMs: 10_000, what: "served from the restarted store again", intervalMs: 20 }
+        )
+        assert.deepStrictEqual(yield* serve.stop(), { code: 0, signal: null })
+      }).pipe(Effect.scoped),
+    60_000
+  )
+
+  it.live("SIGTERM drains, exits 0 and leaves no redis-server behind", () =>
+    Effect.gen(function* () {
+      const dir = yield* TempDir.make
+      const serve = yield* ServeProcess.start({ CACHE_DATA_DIR: dir, CACHE_STORE: "embedded" })
+      const pid = redisPid(dir)
+      assert.isTrue(isAlive(pid))
+      assert.deepStrictEqual(yield* serve.stop("SIGTERM"), { code: 0, signal: null })
+      assert.isFalse(isAlive(pid))
+      assert.isFalse(fs.existsSync(path.join(dir, "embedded-cache.lock")))
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("CACHE_STORE=auto falls back to the memory store, with a warning, when redis-server is not on PATH", () =>
+    Effect.gen(function* () {
+      const serve = yield* ServeProcess.start({ PATH: path.dirname(process.execPath), CACHE_STORE: "auto" })
+      const stats = yield* request(`${serve.url}/api/v1/cache/stats`)
+      assert.strictEqual(stats.body["store"], "memory")
+      assert.include(serve.output(), "redis-server is not on PATH")
+      assert.strictEqual((yield* request(`${serve.url}/api/v1/cache/k`, json("PUT", { value: "v" }))).status, 200)
+      assert.strictEqual((yield* request(`${serve.url}/api/v1/cache/k`)).body["value"], "v")
+      assert.deepStrictEqual(yield* serve.stop(), { code: 0, signal: null })
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("an invalid setting fails at startup with one message naming the variable", () =>
+    Effect.gen(function* () {
+      const serve = yield* ServeProcess.spawnServe({ CACHE_STORE: "memory", CACHE_EVICTION_POLICY: "most-recent" })
+      const exit = yield* serve.stop("SIGCONT")
+      assert.notStrictEqual(exit.code, 0)
+      assert.include(serve.output(), "CACHE_EVICTION_POLICY")
+    }).pipe(Effect.scoped)
+  )
+})

@@ -1,0 +1,94 @@
+/**
+ * `embedded-cache serve` as a real child process, for end-to-end tests: started on a free port with the given
+ * environment, awaited until `/healthz` answers (or until it exits), stopped with a signal when the scope
+ * closes. Its output is kept, to quote when something fails.
+ */
+import { Deferred, Effect } from "effect"
+import { spawn } from "node:child_process"
+import * as net from "node:net"
+import * as path from "node:path"
+import * as Poll from "./Poll.ts"
+
+const main = path.resolve(import.meta.dirname, "../../layers/main.ts")
+
+/** A running `serve`. */
+export interface Serve {
+  readonly url: string
+  readonly pid: number
+  /** Everything it printed so far. */
+  readonly output: () => string
+  /** Resolves with the exit code (or the signal) when it exits. */
+  readonly exited: Deferred.Deferred<{ readonly code: number | null; readonly signal: NodeJS.Signals | null }>
+  /** Sends `signal` and waits until it exited. */
+  readonly stop: (
+    signal?: NodeJS.Signals
+  ) => Effect.Effect<{ readonly code: number | null; readonly signal: NodeJS.Signals | null }>
+}
+
+/** A TCP port nothing listens on right now. */
+export const freePort = Effect.callback<number>((resume) => {
+  const server = net.createServer()
+  server.listen(0, "127.0.0.1", () => {
+    const port = (server.address() as net.AddressInfo).port
+    server.close(() => resume(Effect.succeed(port)))
+  })
+})
+
+/** Spawns the process without waiting for it to be healthy. */
+export const spawnServe = (env: Record<string, string>, args: ReadonlyArray<string> = ["serve"]) =>
+  Effect.gen(function* () {
+    const port = yield* freePort
+    let output = ""
+    const exited = yield* Deferred.make<{ readonly code: number | null; readonly signal: NodeJS.Signals | null }>()
+    const child = yield* Effect.acquireRelease(
+      Effect.sync(() => {
+        const child = spawn(process.execPath, [main, ...args], {
+          env: { ...process.env, CACHE_HTTP_PORT: String(port), ...env },
+          stdio: ["ignore", "pipe", "pipe"]
+        })
+        child.stdout.on("data", (chunk: Buffer) => void (output += chunk.toString()))
+        child.stderr.on("data", (chunk: Buffer) => void (output += chunk.toString()))
+        child.once("exit", (code, signal) => Deferred.doneUnsafe(exited, Effect.succeed({ code, signal })))
+        return child
+      }),
+      (child) =>
+        Effect.suspend(() => {
+          if (Deferred.isDoneUnsafe(exited)) return Effect.void
+          child.kill("SIGKILL")
+          return Effect.asVoid(Deferred.await(exited))
+        })
+    )
+    const serve: Serve = {
+      url: `http://127.0.0.1:${port}`,
+      pid: child.pid!,
+      output: () => output,
+      exited,
+      stop: (signal = "SIGTERM") =>
+        Effect.suspend(() => {
+          if (!Deferred.isDoneUnsafe(exited)) child.kill(signal)
+          return Deferred.await(exited)
+        })
+    }
+    return serve
+  })
+
+/** Spawns `serve` and waits until `/healthz` answers; fails with its output if it exits first. */
+export const start = (env: Record<string, string>) =>
+  Effect.gen(function* () {
+    const serve = yield* spawnServe(env)
+    yield* Poll.until(
+      Effect.gen(function* () {
+        if (Deferred.isDoneUnsafe(serve.exited)) {
+          return yield* Effect.die(new Error(`serve exited during start:\n${serve.output()}`))
+        }
+        return yield* Effect.promise(() =>
+          fetch(`${serve.url}/healthz`).then(
+            (response) => response.ok,
+            () => false
+          )
+        )
+      }),
+      { timeoutMs: 30_000, what: "serve answers /healthz", intervalMs: 25 }
+    )
+    return serve
+  })
