@@ -166,6 +166,57 @@ describe("embedded-cache serve", () => {
     60_000
   )
 
+  it.live("is not ready until the startup warm-up of CACHE_WARM_KEYS_FILE finished, then serves the warmed keys", () =>
+    Effect.gen(function* () {
+      const dir = yield* TempDir.make
+      // A source that holds its answers until the test lets them go.
+      const held: Array<() => void> = []
+      const server = yield* Effect.acquireRelease(
+        Effect.callback<http.Server>((resume) => {
+          const s = http.createServer((request, response) => {
+            const key = decodeURIComponent((request.url ?? "").replace(/^\/items\//, ""))
+            held.push(() =>
+              response.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(`v-${key}`))
+            )
+          })
+          s.listen(0, "127.0.0.1", () => resume(Effect.succeed(s)))
+        }),
+        (s) =>
+          Effect.callback<void>((resume) => {
+            s.closeAllConnections()
+            s.close(() => resume(Effect.void))
+          })
+      )
+      const keysFile = path.join(dir, "keys.txt")
+      fs.writeFileSync(keysFile, "# warmed at startup\nuser:1\n\nuser:2\n")
+      const serve = yield* ServeProcess.start({
+        CACHE_STORE: "memory",
+        CACHE_SOURCE: "http",
+        CACHE_SOURCE_URL: `http://127.0.0.1:${(server.address() as AddressInfo).port}/items/{key}`,
+        CACHE_WARM_KEYS_FILE: keysFile
+      })
+      yield* Poll.until(
+        Effect.sync(() => held.length > 0),
+        { timeoutMs: 10_000, what: "the warm-up asks the source" }
+      )
+      const notYet = yield* request(`${serve.url}/readyz`)
+      assert.strictEqual(notYet.status, 503)
+      while (held.length > 0) held.shift()!()
+      yield* Poll.until(
+        Effect.sync(() => {
+          while (held.length > 0) held.shift()!()
+          return true
+        }).pipe(Effect.andThen(Effect.map(request(`${serve.url}/readyz`), (r) => r.status === 200))),
+        { timeoutMs: 10_000, what: "ready once the warm-up finished", intervalMs: 10 }
+      )
+      for (const key of ["user:1", "user:2"]) {
+        const got = yield* request(`${serve.url}/api/v1/cache/${key}`)
+        assert.deepInclude(got.body, { value: `v-${key}`, hit: true })
+      }
+      assert.deepStrictEqual(yield* serve.stop(), { code: 0, signal: null })
+    }).pipe(Effect.scoped)
+  )
+
   it.live("SIGTERM drains, exits 0 and leaves no redis-server behind", () =>
     Effect.gen(function* () {
       const dir = yield* TempDir.make
