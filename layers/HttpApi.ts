@@ -19,7 +19,6 @@
 import {
   ByteSize,
   Cause,
-  Clock,
   Context,
   Duration,
   Effect,
@@ -43,10 +42,10 @@ import {
   HttpApiSwagger,
   OpenApi
 } from "effect/http-api"
-import { PrometheusMetrics } from "effect/observability"
 import { isUtf8 } from "node:buffer"
 import { createHash, timingSafeEqual } from "node:crypto"
 import { Cache, type DeleteOutcome, type WriteOutcome } from "../effects/Cache.ts"
+import * as Stats from "../effects/Stats.ts"
 import * as Warm from "../effects/Warm.ts"
 import * as CacheKey from "../src/CacheKey.ts"
 import { CacheStore } from "../src/CacheStore.ts"
@@ -164,92 +163,11 @@ export const layerReadinessFromStore = (options: {
     })
   )
 
-/**
- * The numbers `/api/v1/cache/stats` answers — at least the seed fields, and whatever else the source adds — and,
- * optionally, the Prometheus text `/metrics` answers. `effects/Stats.ts`'s `Stats` fits as it is:
- * `Layer.effect(StatsSource, Effect.map(Effect.service(Stats), (s) => ({ snapshot: s.snapshot, prometheusText: s.prometheusText })))`.
- */
-export class StatsSource extends Context.Service<
-  StatsSource,
-  {
-    readonly snapshot: Effect.Effect<Readonly<Record<string, unknown>>>
-    /**
-     * The whole registry in the Prometheus text format, gauges refreshed first. Without it `/metrics` renders the
-     * registry itself and adds every numeric field of `snapshot` as a `cache_stats_<field>` gauge.
-     */
-    readonly prometheusText?: Effect.Effect<string> | undefined
-  }
->()("embedded-cache/StatsSource") {}
-
-/** Reads from the cache served by the API (plain `GET`s, which do not go through `Cache.get`'s counters). */
-const apiReads = Metric.counter("cache_http_reads_total", {
-  description: "entries read through the REST API by result",
-  incremental: true
-})
-const apiHits = Metric.withAttributes(apiReads, { result: "hit" })
-const apiMisses = Metric.withAttributes(apiReads, { result: "miss" })
-
 /** Requests answered, by method and status. */
 const httpRequests = Metric.counter("cache_http_requests_total", {
   description: "HTTP requests answered by the REST API, by method and status",
   incremental: true
 })
-
-/**
- * The seed's stats from the `Cache` counters (plus the API's own reads) and `CacheStore.info`. Operations per second
- * are the reads (hits + misses) and fills per second since the previous snapshot (since start on the first).
- */
-export const layerStatsFromCache = (instanceId: string): Layer.Layer<StatsSource, never, Cache | CacheStore> =>
-  Layer.effect(
-    StatsSource,
-    Effect.gen(function* () {
-      const cache = yield* Cache
-      const store = yield* CacheStore
-      const startedAt = yield* Clock.currentTimeMillis
-      let previous = { at: startedAt, ops: 0 }
-      return StatsSource.of({
-        snapshot: Effect.gen(function* () {
-          const stats = yield* cache.stats
-          const info = yield* Effect.option(store.info)
-          const http = { hits: (yield* Metric.value(apiHits)).count, misses: (yield* Metric.value(apiMisses)).count }
-          const hits = stats.hits + http.hits
-          const misses = stats.misses + http.misses
-          const now = yield* Clock.currentTimeMillis
-          const ops = hits + misses + stats.fills
-          const elapsed = (now - previous.at) / 1000
-          const opsPerSecond = elapsed > 0 ? Math.max(0, ops - previous.ops) / elapsed : 0
-          if (now - previous.at >= 1000) previous = { at: now, ops }
-          const store_ = Option.getOrUndefined(info)
-          const used = store_?.usedMemory ?? 0
-          const limit = store_?.maxMemory ?? 0
-          return {
-            instance_id: instanceId,
-            total_keys: store_?.keys ?? 0,
-            memory_used: used,
-            memory_limit: limit,
-            memory_usage_percent: limit > 0 ? Math.round((used / limit) * 10_000) / 100 : 0,
-            hits,
-            misses,
-            hit_rate: hits + misses === 0 ? 0 : hits / (hits + misses),
-            evictions: store_?.evictedKeys ?? 0,
-            operations_per_second: Math.round(opsPerSecond * 100) / 100,
-            uptime_seconds: Math.floor((now - startedAt) / 1000),
-            store: store_?.kind ?? "unavailable",
-            loads: stats.loads,
-            load_failures: stats.loadFailures,
-            fills: stats.fills,
-            fenced_fills: stats.fencedFills,
-            decode_failures: stats.decodeFailures,
-            degraded_reads: stats.degradedReads,
-            failed_writes: stats.failedWrites,
-            breaker: stats.breaker,
-            pending_invalidations: Number.isFinite(stats.pendingInvalidations) ? stats.pendingInvalidations : -1,
-            tag_index_entries: store_?.tagIndexEntries ?? 0
-          }
-        })
-      })
-    })
-  )
 
 // -----------------------------------------------------------------------------
 // Schemas of the contract
@@ -334,21 +252,8 @@ const Warmed = Schema.Struct({
   duration_ms: Schema.Number
 })
 
-const StatsSeed = Schema.Struct({
-  instance_id: Schema.String,
-  total_keys: Schema.Number,
-  memory_used: Schema.Number,
-  memory_limit: Schema.Number,
-  memory_usage_percent: Schema.Number,
-  hits: Schema.Number,
-  misses: Schema.Number,
-  hit_rate: Schema.Number.pipe(Schema.annotate({ description: "hits / (hits + misses), between 0 and 1." })),
-  evictions: Schema.Number,
-  operations_per_second: Schema.Number,
-  uptime_seconds: Schema.Number
-})
-const Stats = Schema.StructWithRest(StatsSeed, [Schema.Record(Schema.String, Schema.Unknown)]).annotate({
-  description: "The seed fields, and whatever else the stats source reports."
+const StatsBody = Stats.StatsSnapshot.annotate({
+  description: "The seed's fields first, then store health, latency percentiles, counters and alerts."
 })
 
 // -----------------------------------------------------------------------------
@@ -369,7 +274,7 @@ export class RequestErrors extends HttpApiMiddleware.Service<RequestErrors>()("e
 /** Entries, invalidation, warming and stats under `/api/v1/cache`. */
 export class CacheGroup extends HttpApiGroup.make("cache")
   .add(
-    HttpApiEndpoint.get("stats", "/stats", { success: Stats }),
+    HttpApiEndpoint.get("stats", "/stats", { success: StatsBody }),
     HttpApiEndpoint.post("invalidate", "/invalidate", {
       payload: Invalidation,
       success: Invalidated,
@@ -549,7 +454,7 @@ export const layerCacheHandlers = (options: ApiOptions = {}) =>
     "cache",
     Effect.fn(function* (handlers) {
       const cache = yield* Cache
-      const stats = yield* StatsSource
+      const stats = yield* Stats.Stats
       const source = Option.getOrUndefined(yield* Effect.serviceOption(DataSource))
       const sourceNames = new Set(["default", ...(options.sourceName === undefined ? [] : [options.sourceName])])
 
@@ -600,7 +505,7 @@ export const layerCacheHandlers = (options: ApiOptions = {}) =>
         })
 
       return handlers
-        .handle("stats", () => stats.snapshot as Effect.Effect<typeof Stats.Type>)
+        .handle("stats", () => stats.snapshot)
         .handle("getEntry", ({ params, query }) =>
           Effect.gen(function* () {
             const key = params.key
@@ -610,11 +515,9 @@ export const layerCacheHandlers = (options: ApiOptions = {}) =>
               // An entry that expired (or a store that failed) since the read has no TTL left: 0, not "never".
               const remaining = yield* cache.ttl(key)
               const ttl = remaining === undefined ? 0 : Ttl.toSeconds(remaining)
-              yield* Metric.update(apiHits, 1)
               return { key, value: valueOf(entry), ttl, data_type: entry.type, hit: true }
             }
             if (query.load === "true") return yield* load(key)
-            yield* Metric.update(apiMisses, 1)
             return yield* missOr503(key, before)
           }).pipe(Effect.catchTag("InvalidKeyError", (error) => Effect.fail(invalidKey(error))))
         )
@@ -710,24 +613,13 @@ export const layerCacheHandlers = (options: ApiOptions = {}) =>
     })
   )
 
-/** Extra gauges rendered from the stats snapshot: every numeric field as `cache_stats_<field>`. */
-const statsGauges = (snapshot: Readonly<Record<string, unknown>>): string => {
-  let text = ""
-  for (const [field, value] of Object.entries(snapshot)) {
-    if (typeof value !== "number" || !Number.isFinite(value) || !/^[a-z_][a-z0-9_]*$/.test(field)) continue
-    const name = `cache_stats_${field}`
-    text += `# HELP ${name} ${field} from /api/v1/cache/stats\n# TYPE ${name} gauge\n${name} ${value}\n`
-  }
-  return text
-}
-
 /** The handlers of `/healthz`, `/readyz` and `/metrics`. */
 export const layerSystemHandlers = HttpApiBuilder.group(
   CacheApi,
   "system",
   Effect.fn(function* (handlers) {
     const readiness = yield* Readiness
-    const stats = yield* StatsSource
+    const stats = yield* Stats.Stats
     return handlers
       .handle("healthz", () => Effect.succeed({ status: "ok" as const }))
       .handle("readyz", () =>
@@ -739,10 +631,7 @@ export const layerSystemHandlers = HttpApiBuilder.group(
       )
       .handle("metrics", () =>
         Effect.gen(function* () {
-          if (stats.prometheusText !== undefined) return yield* stats.prometheusText
-          const text = yield* PrometheusMetrics.format()
-          const snapshot = yield* stats.snapshot
-          return (text.length === 0 || text.endsWith("\n") ? text : `${text}\n`) + statsGauges(snapshot)
+          return yield* stats.prometheusText
         })
       )
   })
@@ -1072,7 +961,7 @@ const hasBody = (method: string) => method === "PUT" || method === "POST" || met
 
 /**
  * Every route of the API — `/api/v1/cache/*`, `/healthz`, `/readyz`, `/metrics`, `/openapi.json`, `/docs` — with the
- * guard, for `HttpRouter.serve`. Needs `Cache`, `StatsSource` and `Readiness`; uses the `DataSource` when there is one.
+ * guard, for `HttpRouter.serve`. Needs `Cache`, `Stats` and `Readiness`; uses the `DataSource` when there is one.
  */
 export const layerRoutes = (options: ApiOptions = {}) =>
   Layer.mergeAll(

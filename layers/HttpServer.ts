@@ -9,6 +9,7 @@ import { NodeHttpServer } from "@effect/platform-node"
 import { type Duration, Layer, type Redacted } from "effect"
 import { HttpRouter, type HttpServer, type HttpServerError } from "effect/http"
 import type { Cache } from "../effects/Cache.ts"
+import type { Stats } from "../effects/Stats.ts"
 import { createServer, type Server, type ServerResponse } from "node:http"
 import type { Duplex } from "node:stream"
 import * as HttpApi from "./HttpApi.ts"
@@ -111,13 +112,13 @@ export const makeNodeServer = (): Server => {
 }
 
 /**
- * The API served on `host:port`, with the `HttpServer` (its bound address) as output. Needs `Cache`, `StatsSource`
+ * The API served on `host:port`, with the `HttpServer` (its bound address) as output. Needs `Cache`, `Stats`
  * and `Readiness` (and `CacheStore` through them, depending on the layers given); uses the `DataSource` in context
  * when there is one (`?load=true` and `/warm`; without one those answer 503).
  */
 export const layer = (
   options: HttpServerOptions
-): Layer.Layer<HttpServer.HttpServer, HttpServerError.ServeError, Cache | HttpApi.StatsSource | HttpApi.Readiness> =>
+): Layer.Layer<HttpServer.HttpServer, HttpServerError.ServeError, Cache | Stats | HttpApi.Readiness> =>
   HttpRouter.serve(HttpApi.layerRoutes(options), {
     // Keys are at most 512 bytes; the guard refuses longer ones before routing, with a 400 rather than a 404.
     routerConfig: { maxParamLength: 2048 },

@@ -160,12 +160,6 @@ export const layer = Layer.unwrap(
         : CacheLayers.layerSynced({ store, bus, cache: cacheOptions })
     const instrumented = Stats.layerInstrumented({ instanceId }).pipe(Layer.provideMerge(cache))
     const source = service.source === "http" ? HttpDataSource.layerConfig : Layer.empty
-    const statsSource = Layer.effect(
-      HttpApi.StatsSource,
-      Effect.map(Effect.service(Stats.Stats), (stats) =>
-        HttpApi.StatsSource.of({ snapshot: stats.snapshot, prometheusText: stats.prometheusText })
-      )
-    )
     const startup = layerStartupWarm(service, config.defaultTtlSeconds)
     const readiness = Layer.unwrap(
       Effect.map(Effect.service(StartupWarm), (warm) => HttpApi.layerReadinessFromStore({ startupDone: warm.done }))
@@ -179,7 +173,7 @@ export const layer = Layer.unwrap(
       sourceName: service.source === "none" ? undefined : service.source
     })
     return http.pipe(
-      Layer.provide(Layer.mergeAll(readiness, statsSource)),
+      Layer.provide(readiness),
       Layer.provideMerge(startup),
       Layer.provideMerge(source),
       Layer.provideMerge(instrumented)

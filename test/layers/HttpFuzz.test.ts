@@ -12,6 +12,7 @@ import { HttpServer } from "effect/http"
 import * as fc from "fast-check"
 import * as net from "node:net"
 import * as CacheLayers from "../../layers/CacheLayers.ts"
+import * as Stats from "../../effects/Stats.ts"
 import * as HttpApi from "../../layers/HttpApi.ts"
 import * as HttpServerLayer from "../../layers/HttpServer.ts"
 import * as MemoryDataSource from "../../layers/MemoryDataSource.ts"
@@ -33,7 +34,7 @@ const server = HttpServerLayer.layer({
 }).pipe(
   Layer.provide(Layer.succeed(DataSource, MemoryDataSource.make({ "src:1": 1 }).source)),
   Layer.provide(
-    Layer.mergeAll(HttpApi.layerStatsFromCache("fuzz"), HttpApi.layerAlwaysReady).pipe(
+    Layer.mergeAll(Stats.layer({ instanceId: "fuzz" }), HttpApi.layerAlwaysReady).pipe(
       Layer.provideMerge(CacheLayers.layerMemory())
     )
   )

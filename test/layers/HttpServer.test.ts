@@ -13,6 +13,7 @@ import type { AddressInfo } from "node:net"
 import * as path from "node:path"
 import * as Cache from "../../effects/Cache.ts"
 import * as CacheLayers from "../../layers/CacheLayers.ts"
+import * as Stats from "../../effects/Stats.ts"
 import * as HttpApi from "../../layers/HttpApi.ts"
 import * as HttpDataSource from "../../layers/HttpDataSource.ts"
 import * as HttpServerLayer from "../../layers/HttpServer.ts"
@@ -95,7 +96,7 @@ const serverOn = <E>(
 ) =>
   HttpServerLayer.layer({ ...quiet, instanceId: "test-1", ...options }).pipe(
     Layer.provide(
-      Layer.mergeAll(HttpApi.layerStatsFromCache(options.instanceId ?? "test-1"), HttpApi.layerAlwaysReady).pipe(
+      Layer.mergeAll(Stats.layer({ instanceId: options.instanceId ?? "test-1" }), HttpApi.layerAlwaysReady).pipe(
         Layer.provideMerge(cache)
       )
     )
@@ -306,7 +307,7 @@ layer(memoryServer, { excludeTestServices: true })("REST API on the memory store
     })
   )
 
-  it.effect("serves /metrics as Prometheus text with the API's request counter and the cache's stats", () =>
+  it.effect("serves /metrics as Prometheus text with the API's request counter and the cache's metrics", () =>
     Effect.gen(function* () {
       yield* get("/healthz")
       const metrics = yield* get("/metrics")
@@ -314,8 +315,8 @@ layer(memoryServer, { excludeTestServices: true })("REST API on the memory store
       assert.include(metrics.headers.get("content-type") ?? "", "text/plain")
       assert.match(metrics.text, /^# TYPE cache_http_requests_total counter$/m)
       assert.match(metrics.text, /^cache_http_requests_total\{method="GET",status="200"\} \d+$/m)
-      assert.match(metrics.text, /^# TYPE cache_stats_hits gauge$/m)
-      assert.match(metrics.text, /^cache_stats_hit_rate [0-9.e-]+$/m)
+      assert.match(metrics.text, /^# TYPE cache_hits_total counter$/m)
+      assert.match(metrics.text, /^cache_hit_rate [0-9.e-]+$/m)
     })
   )
 
@@ -662,7 +663,7 @@ const switchable = Layer.unwrap(
           check: Effect.sync(() => (state.ready ? { ready: true } : { ready: false, reason: "warming up" }))
         })
       ),
-      Layer.provide(HttpApi.layerStatsFromCache("flaky")),
+      Layer.provide(Stats.layer({ instanceId: "flaky" })),
       Layer.provideMerge(Cache.layer({ failureThreshold: 1000 })),
       Layer.provideMerge(FlakyStore.layer(MemoryStore.layer)),
       Layer.merge(Layer.succeed(ReadySwitch, state))
@@ -700,26 +701,6 @@ layer(switchable, { excludeTestServices: true })("readiness and a failing store"
         }
       )
       assert.strictEqual((yield* getKey("f:3")).json.value, "after")
-    })
-  )
-})
-
-const ownMetrics = HttpServerLayer.layer({ ...quiet, instanceId: "own-metrics" }).pipe(
-  Layer.provide(
-    Layer.succeed(HttpApi.StatsSource, {
-      snapshot: Effect.succeed({ instance_id: "own-metrics", total_keys: 0 }),
-      prometheusText: Effect.succeed("# TYPE own_metric counter\nown_metric 7\n")
-    })
-  ),
-  Layer.provide(HttpApi.layerAlwaysReady),
-  Layer.provideMerge(CacheLayers.layerMemory())
-)
-
-layer(ownMetrics, { excludeTestServices: true })("a stats source with its own Prometheus text", (it) => {
-  it.effect("serves the stats source's Prometheus text at /metrics", () =>
-    Effect.gen(function* () {
-      const metrics = yield* get("/metrics")
-      assert.deepStrictEqual([metrics.status, metrics.text], [200, "# TYPE own_metric counter\nown_metric 7\n"])
     })
   )
 })
@@ -763,7 +744,7 @@ const embedded = Layer.unwrap(
   Effect.map(TempDir.make, (dir) =>
     HttpServerLayer.layer({ ...quiet, instanceId: "redis-1" }).pipe(
       Layer.provide(
-        Layer.mergeAll(HttpApi.layerStatsFromCache("redis-1"), HttpApi.layerReadinessFromStore({})).pipe(
+        Layer.mergeAll(Stats.layer({ instanceId: "redis-1" }), HttpApi.layerReadinessFromStore({})).pipe(
           Layer.provideMerge(CacheLayers.layerEmbedded({ server: defaults(dir) }))
         )
       )
@@ -878,6 +859,7 @@ describe("shutdown", () => {
         import { HttpServer } from "effect/http"
         import * as CacheLayers from "${root}/layers/CacheLayers.ts"
         import * as HttpApi from "${root}/layers/HttpApi.ts"
+        import * as Stats from "${root}/effects/Stats.ts"
         import * as Server from "${root}/layers/HttpServer.ts"
         import { DataSource, make } from "${root}/src/DataSource.ts"
         const slow = Layer.succeed(DataSource, make({
@@ -885,7 +867,7 @@ describe("shutdown", () => {
             Effect.andThen(Effect.sleep("700 millis")), Effect.as(Option.some("v-" + key)))
         }))
         const app = Server.layer({ host: "127.0.0.1", port: 0, instanceId: "t", logRequests: false }).pipe(
-          Layer.provide(Layer.mergeAll(HttpApi.layerStatsFromCache("t"), HttpApi.layerAlwaysReady, slow)
+          Layer.provide(Layer.mergeAll(Stats.layer({ instanceId: "t" }), HttpApi.layerAlwaysReady, slow)
             .pipe(Layer.provideMerge(CacheLayers.layerMemory()))))
         const main = Layer.effectDiscard(Effect.map(Effect.service(HttpServer.HttpServer),
           (server) => console.log("LISTENING " + HttpServer.formatAddress(server.address)))).pipe(Layer.provideMerge(app))
