@@ -3,3 +3,8 @@
  * imported one by one from `embedded-cache/layers/*`.
  */
 export * as Cache from "./Cache.ts"
+export * as Metrics from "./Metrics.ts"
+export * as Publisher from "./Publisher.ts"
+export * as Stats from "./Stats.ts"
+export * as SyncConsumer from "./SyncConsumer.ts"
+export * as Warm from "./Warm.ts"
