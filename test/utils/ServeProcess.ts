@@ -1,7 +1,7 @@
 /**
  * `embedded-cache serve` as a real child process, for end-to-end tests: started on a free port with the given
  * environment, awaited until `/healthz` answers (or until it exits), stopped with a signal when the scope
- * closes. Its output is kept, to quote when something fails.
+ * closes (SIGTERM, then SIGKILL if it hangs). Its output is kept, to quote when something fails.
  */
 import { Deferred, Effect } from "effect"
 import { spawn } from "node:child_process"
@@ -54,8 +54,19 @@ export const spawnServe = (env: Record<string, string>, args: ReadonlyArray<stri
       (child) =>
         Effect.suspend(() => {
           if (Deferred.isDoneUnsafe(exited)) return Effect.void
-          child.kill("SIGKILL")
-          return Effect.asVoid(Deferred.await(exited))
+          // SIGTERM first, so the service shuts its redis-server down; SIGKILL only if it hangs.
+          child.kill("SIGTERM")
+          return Deferred.await(exited).pipe(
+            Effect.timeoutOrElse({
+              duration: "10 seconds",
+              orElse: () =>
+                Effect.andThen(
+                  Effect.sync(() => child.kill("SIGKILL")),
+                  Deferred.await(exited)
+                )
+            }),
+            Effect.asVoid
+          )
         })
     )
     const serve: Serve = {
