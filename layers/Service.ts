@@ -1,8 +1,9 @@
 /**
  * The `serve` sidecar as one layer, built from the configuration (`src/CacheConfig.ts`): the store (embedded
  * redis-server, external Redis or memory), the bus when instances are synchronised, the cache instrumented for
- * stats, the data source, the startup warm-up that readiness waits for, and the REST API. Closing the layer
- * stops accepting requests, drains those in flight, stops the consumer and shuts the embedded server down.
+ * stats, the data source, the startup warm-up that readiness waits for, the scheduled re-warm
+ * (`CACHE_WARM_SCHEDULE`), and the REST API. Closing the layer stops accepting requests, drains those in flight,
+ * stops the consumer and the schedule, and shuts the embedded server down.
  */
 import { Context, Deferred, Duration, Effect, Layer, Option } from "effect"
 import * as fs from "node:fs"
@@ -12,6 +13,7 @@ import { spawnSync } from "node:child_process"
 import * as Cache from "../effects/Cache.ts"
 import * as Stats from "../effects/Stats.ts"
 import * as Warm from "../effects/Warm.ts"
+import * as WarmSchedule from "../effects/WarmSchedule.ts"
 import * as CacheConfig from "../src/CacheConfig.ts"
 import type { CacheStore, CacheStoreError } from "../src/CacheStore.ts"
 import { DataSource } from "../src/DataSource.ts"
@@ -33,7 +35,7 @@ export const instanceIdOf = (config: CacheConfig.CacheConfig): string =>
   Option.getOrElse(config.instanceId, () => `${os.hostname()}-${process.pid}`)
 
 /** The store layer the configuration asks for, resolving `auto` (the embedded server comes with it). */
-const storeFromConfig = (config: CacheConfig.CacheConfig, instanceId: string) =>
+export const storeFromConfig = (config: CacheConfig.CacheConfig, instanceId: string) =>
   Effect.gen(function* () {
     let kind = config.store
     if (kind === "auto") {
@@ -69,7 +71,7 @@ const storeFromConfig = (config: CacheConfig.CacheConfig, instanceId: string) =>
   })
 
 /** The bus layer the configuration asks for, if any. */
-const busFromConfig = (config: CacheConfig.CacheConfig, instanceId: string) =>
+export const busFromConfig = (config: CacheConfig.CacheConfig, instanceId: string) =>
   Effect.gen(function* () {
     if (config.bus === "none") return undefined
     if (Option.isNone(config.snsTopicArn) && Option.isNone(config.snsTopicName)) {
@@ -144,6 +146,43 @@ const layerStartupWarm = (service: CacheConfig.ServiceConfig, ttlSeconds: number
     })
   )
 
+/**
+ * Re-warms the keys of `CACHE_WARM_KEYS_FILE` (read again at every run) on the cron `CACHE_WARM_SCHEDULE`, when
+ * set; runs never overlap (a tick during a run is skipped and counted).
+ */
+const layerScheduledWarm = (service: CacheConfig.ServiceConfig, ttlSeconds: number) =>
+  Layer.unwrap(
+    Effect.gen(function* () {
+      if (Option.isNone(service.warmSchedule)) return Layer.empty
+      if (Option.isNone(service.warmKeysFile)) {
+        return yield* new CacheConfig.InvalidConfigError({
+          variable: "CACHE_WARM_SCHEDULE",
+          message: "a warm-up schedule needs the keys to warm: set CACHE_WARM_KEYS_FILE"
+        })
+      }
+      const source = yield* Effect.serviceOption(DataSource)
+      if (Option.isNone(source)) {
+        return yield* new CacheConfig.InvalidConfigError({
+          variable: "CACHE_WARM_SCHEDULE",
+          message: "a warm-up schedule needs a data source: set CACHE_SOURCE (and CACHE_SOURCE_URL)"
+        })
+      }
+      const file = service.warmKeysFile.value
+      const keys = Effect.try({
+        try: () => parseKeysFile(fs.readFileSync(file, "utf8")),
+        catch: (cause) => new Error(`cannot read ${file}: ${cause instanceof Error ? cause.message : String(cause)}`)
+      })
+      // Built for its effect only: the running schedule needs no consumer in the sidecar.
+      return Layer.effectDiscard(
+        Layer.build(
+          WarmSchedule.layerCron(service.warmSchedule.value, { keys, ttl: Duration.seconds(ttlSeconds) }).pipe(
+            Layer.provide(Layer.succeed(DataSource, source.value))
+          )
+        )
+      )
+    })
+  )
+
 /** The sidecar, from the configuration in context. */
 export const layer = Layer.unwrap(
   Effect.gen(function* () {
@@ -161,6 +200,7 @@ export const layer = Layer.unwrap(
     const instrumented = Stats.layerInstrumented({ instanceId }).pipe(Layer.provideMerge(cache))
     const source = service.source === "http" ? HttpDataSource.layerConfig : Layer.empty
     const startup = layerStartupWarm(service, config.defaultTtlSeconds)
+    const scheduled = layerScheduledWarm(service, config.defaultTtlSeconds)
     const readiness = Layer.unwrap(
       Effect.map(Effect.service(StartupWarm), (warm) => HttpApi.layerReadinessFromStore({ startupDone: warm.done }))
     )
@@ -175,6 +215,7 @@ export const layer = Layer.unwrap(
     return http.pipe(
       Layer.provide(readiness),
       Layer.provideMerge(startup),
+      Layer.provideMerge(scheduled),
       Layer.provideMerge(source),
       Layer.provideMerge(instrumented)
     )

@@ -73,6 +73,8 @@ export const ServiceConfig = Config.all({
   source: Config.schema(SourceKind, "CACHE_SOURCE").pipe(Config.withDefault("none" as const)),
   /** A file of keys (one per line, `#` comments) warmed at startup; readiness waits for it. */
   warmKeysFile: Config.option(Config.NonEmptyString("CACHE_WARM_KEYS_FILE")),
-  warmTimeoutSeconds: Config.schema(Seconds, "CACHE_WARM_TIMEOUT").pipe(Config.withDefault(60))
+  warmTimeoutSeconds: Config.schema(Seconds, "CACHE_WARM_TIMEOUT").pipe(Config.withDefault(60)),
+  /** A cron expression (process time zone) on which the keys of `CACHE_WARM_KEYS_FILE` are warmed again. */
+  warmSchedule: Config.option(Config.NonEmptyString("CACHE_WARM_SCHEDULE"))
 })
 export type ServiceConfig = Config.Success<typeof ServiceConfig>
