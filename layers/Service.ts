@@ -26,6 +26,7 @@ import * as HttpServer from "./HttpServer.ts"
 import * as MemoryStore from "./MemoryStore.ts"
 import * as RedisStore from "./RedisStore.ts"
 import * as SnsSqsBus from "./SnsSqsBus.ts"
+import * as SqlDataSource from "./SqlDataSource.ts"
 
 /** Whether `redis-server` can be run from PATH. */
 export const redisServerOnPath = (): boolean => spawnSync("redis-server", ["--version"]).status === 0
@@ -198,7 +199,12 @@ export const layer = Layer.unwrap(
         ? Cache.layer(cacheOptions).pipe(Layer.provideMerge(store))
         : CacheLayers.layerSynced({ store, bus, cache: cacheOptions })
     const instrumented = Stats.layerInstrumented({ instanceId }).pipe(Layer.provideMerge(cache))
-    const source = service.source === "http" ? HttpDataSource.layerConfig : Layer.empty
+    const source =
+      service.source === "http"
+        ? HttpDataSource.layerConfig
+        : service.source === "sql"
+          ? SqlDataSource.layerConfig
+          : Layer.empty
     const startup = layerStartupWarm(service, config.defaultTtlSeconds)
     const scheduled = layerScheduledWarm(service, config.defaultTtlSeconds)
     const readiness = Layer.unwrap(

@@ -5,6 +5,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
+import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as http from "node:http"
 import type { AddressInfo } from "node:net"
@@ -213,6 +214,35 @@ describe("embedded-cache serve", () => {
         const got = yield* request(`${serve.url}/api/v1/cache/${key}`)
         assert.deepInclude(got.body, { value: `v-${key}`, hit: true })
       }
+      assert.deepStrictEqual(yield* serve.stop(), { code: 0, signal: null })
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("loads misses from PostgreSQL with CACHE_SOURCE=sql", () =>
+    Effect.gen(function* () {
+      const table = `serve_source_${process.pid}_${Date.now()}`
+      const url = process.env["CACHE_TEST_PG_URL"] ?? "postgres://postgres@127.0.0.1:5432/test"
+      const psql = (sql: string) =>
+        Effect.sync(() => {
+          const result = spawnSync("psql", [url, "-v", "ON_ERROR_STOP=1", "-c", sql], { encoding: "utf8" })
+          assert.strictEqual(result.status, 0, result.stderr)
+        })
+      yield* Effect.acquireRelease(
+        psql(
+          `create table ${table} (key text primary key, value jsonb); insert into ${table} values ('user:1', '{"name":"ada"}')`
+        ),
+        () => Effect.orDie(psql(`drop table if exists ${table}`))
+      )
+      const serve = yield* ServeProcess.start({
+        CACHE_STORE: "memory",
+        CACHE_SOURCE: "sql",
+        CACHE_SOURCE_SQL_URL: url,
+        CACHE_SOURCE_SQL_TABLE: table
+      })
+      const loaded = yield* request(`${serve.url}/api/v1/cache/user:1?load=true`)
+      assert.deepInclude(loaded.body, { hit: false })
+      assert.strictEqual(JSON.parse(String(loaded.body["value"]))["name"], "ada")
+      assert.strictEqual((yield* request(`${serve.url}/api/v1/cache/user:2?load=true`)).status, 404)
       assert.deepStrictEqual(yield* serve.stop(), { code: 0, signal: null })
     }).pipe(Effect.scoped)
   )
