@@ -7,35 +7,15 @@ import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Exit, Scope } from "effect"
 import { execFile } from "node:child_process"
 import * as fs from "node:fs"
-import * as http from "node:http"
-import type { AddressInfo } from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as Poll from "../utils/Poll.ts"
+import * as ItemsSource from "../utils/ItemsSource.ts"
 import * as ServeProcess from "../utils/ServeProcess.ts"
 
 const main = path.resolve(import.meta.dirname, "../../layers/main.ts")
 
-/** A real HTTP data source: GET /items/<key> answers the JSON value, 404 when absent, 500 for `boom:*`. */
-const dataSource = (items: Record<string, unknown>) =>
-  Effect.acquireRelease(
-    Effect.callback<http.Server>((resume) => {
-      const server = http.createServer((request, response) => {
-        const key = decodeURIComponent((request.url ?? "").replace(/^\/items\//, ""))
-        if (key.startsWith("boom:")) {
-          response.writeHead(500).end("boom")
-          return
-        }
-        if (!(key in items)) {
-          response.writeHead(404).end()
-          return
-        }
-        response.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(items[key]))
-      })
-      server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
-    }),
-    (server) => Effect.callback<void>((resume) => void server.close(() => resume(Effect.void)))
-  ).pipe(Effect.map((server) => `http://127.0.0.1:${(server.address() as AddressInfo).port}/items/{key}`))
+const dataSource = ItemsSource.make
 
 interface Ran {
   readonly code: number

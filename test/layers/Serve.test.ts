@@ -12,25 +12,11 @@ import type { AddressInfo } from "node:net"
 import * as path from "node:path"
 import * as Fauxqs from "../utils/Fauxqs.ts"
 import * as Poll from "../utils/Poll.ts"
+import * as ItemsSource from "../utils/ItemsSource.ts"
 import * as ServeProcess from "../utils/ServeProcess.ts"
 import * as TempDir from "../utils/TempDir.ts"
 
-/** A real HTTP data source: GET /items/<key> answers the JSON value, 404 when absent. */
-const dataSource = (items: Record<string, unknown>) =>
-  Effect.acquireRelease(
-    Effect.callback<http.Server>((resume) => {
-      const server = http.createServer((request, response) => {
-        const key = decodeURIComponent((request.url ?? "").replace(/^\/items\//, ""))
-        if (!(key in items)) {
-          response.writeHead(404).end()
-          return
-        }
-        response.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(items[key]))
-      })
-      server.listen(0, "127.0.0.1", () => resume(Effect.succeed(server)))
-    }),
-    (server) => Effect.callback<void>((resume) => void server.close(() => resume(Effect.void)))
-  ).pipe(Effect.map((server) => `http://127.0.0.1:${(server.address() as AddressInfo).port}/items/{key}`))
+const dataSource = ItemsSource.make
 
 const request = (url: string, init: RequestInit = {}) =>
   Effect.promise(async () => {
