@@ -25,7 +25,7 @@ describe("tag index on Redis", () => {
         const n = 100_000
         yield* Effect.forEach(
           Array.from({ length: n }, (_, i) => i),
-          (i) => store.set(`short:${i}`, '"v"', { ttlMs: 10_000, tags: [`t${i % 100}`, "all"] }),
+          (i) => store.set(`short:${i}`, '"v"', { ttlMs: 15_000, tags: [`t${i % 100}`, "all"] }),
           { concurrency: 512, discard: true }
         )
         const loaded = yield* store.info
