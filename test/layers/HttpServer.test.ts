@@ -862,9 +862,11 @@ describe("shutdown", () => {
         import * as Stats from "${root}/effects/Stats.ts"
         import * as Server from "${root}/layers/HttpServer.ts"
         import { DataSource, make } from "${root}/src/DataSource.ts"
+        // The load holds until the test writes a line to stdin: after it has sent SIGTERM.
+        const go = Effect.callback((resume) => void process.stdin.once("data", () => resume(Effect.void)))
         const slow = Layer.succeed(DataSource, make({
           load: (key) => Effect.sync(() => console.log("LOADING")).pipe(
-            Effect.andThen(Effect.sleep("700 millis")), Effect.as(Option.some("v-" + key)))
+            Effect.andThen(go), Effect.as(Option.some("v-" + key)))
         }))
         const app = Server.layer({ host: "127.0.0.1", port: 0, instanceId: "t", logRequests: false }).pipe(
           Layer.provide(Layer.mergeAll(Stats.layer({ instanceId: "t" }), HttpApi.layerAlwaysReady, slow)
@@ -875,7 +877,7 @@ describe("shutdown", () => {
       `
       const child = spawn(process.execPath, ["--input-type=module", "-e", program], {
         cwd: root,
-        stdio: ["ignore", "pipe", "pipe"]
+        stdio: ["pipe", "pipe", "pipe"]
       })
       yield* Effect.addFinalizer(() => Effect.sync(() => child.exitCode === null && child.kill("SIGKILL")))
       let output = ""
@@ -898,6 +900,17 @@ describe("shutdown", () => {
         { timeoutMs: 10_000, what: "the load started" }
       )
       child.kill("SIGTERM")
+      // Closing has begun once new connections are refused; only then may the load finish.
+      yield* Poll.until(
+        Effect.promise(() =>
+          fetch(`${base}/healthz`).then(
+            () => false,
+            () => true
+          )
+        ),
+        { timeoutMs: 10_000, what: "the closing server refuses new connections" }
+      )
+      child.stdin.write("go\n")
       const answer = yield* Fiber.join(inFlight)
       assert.deepStrictEqual(answer, {
         status: 200,
