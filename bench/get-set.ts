@@ -14,7 +14,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as Cache from "../effects/Cache.ts"
-import * as CacheLayers from "../layers/CacheLayers.ts"
+import * as RedisCache from "../layers/RedisCache.ts"
 import { defaults, EmbeddedRedis } from "../src/EmbeddedRedis.ts"
 
 const envInt = (name: string, fallback: number): number => {
@@ -199,7 +199,7 @@ const main = Effect.gen(function* () {
     (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
   )
   const context = yield* Layer.build(
-    CacheLayers.layerEmbedded({
+    RedisCache.layerEmbedded({
       server: {
         ...defaults(dataDir),
         maxmemory: settings.maxmemory,

@@ -72,6 +72,15 @@ export type DeleteOutcome =
   | { readonly _tag: "Deleted"; readonly removed: number }
   | { readonly _tag: "Pending"; readonly error: CacheStoreError }
 
+/**
+ * What a whole-value read found: the entry, nothing, or no answer because the store failed (or its breaker is
+ * open) — so a caller can tell a miss from an outage without reading global counters.
+ */
+export type ReadResult =
+  | { readonly _tag: "Found"; readonly value: CacheValue }
+  | { readonly _tag: "Missing" }
+  | { readonly _tag: "Unavailable" }
+
 /** Counters of what the cache did, since it started. */
 export interface CacheStats {
   readonly hits: number
@@ -150,6 +159,8 @@ export class Cache extends Context.Service<
 
     /** The whole value at `key` of any data type (counted as a hit or a miss). */
     readonly read: (key: string) => Effect.Effect<CacheValue | undefined, CacheKey.InvalidKeyError>
+    /** The whole value at `key` as a `ReadResult`: found, missing, or unavailable (counted as `read` counts). */
+    readonly readEntry: (key: string) => Effect.Effect<ReadResult, CacheKey.InvalidKeyError>
     /** Replaces the value at `key` with a value of any data type. */
     readonly write: (
       key: string,
@@ -217,11 +228,16 @@ const checked = <A, E>(key: string, f: () => Effect.Effect<A, E>): Effect.Effect
   return invalid === undefined ? f() : Effect.fail(invalid)
 }
 
-/** Builds the cache over the `CacheStore` in context; loads in flight are interrupted when the scope closes. */
-export const make = (options: CacheOptions = {}): Effect.Effect<Cache["Service"], never, CacheStore | Scope.Scope> =>
+/**
+ * Builds the cache over the `CacheStore` in context; loads in flight are interrupted when the scope closes. Writes
+ * and invalidations are published through `publisher` when one is given, and never otherwise.
+ */
+export const make = (
+  options: CacheOptions = {},
+  publisher?: Publisher["Service"]
+): Effect.Effect<Cache["Service"], never, CacheStore | Scope.Scope> =>
   Effect.gen(function* () {
     const store = yield* CacheStore
-    const publisher = Option.getOrUndefined(yield* Effect.serviceOption(Publisher))
     const scanCount = options.scanCount ?? 1000
     const scope = yield* Effect.scope
     const defaultTtlMs = Ttl.toMillis(options.defaultTtl)
@@ -727,6 +743,23 @@ export const make = (options: CacheOptions = {}): Effect.Effect<Cache["Service"]
       }
     }
 
+    const unavailable: ReadResult = { _tag: "Unavailable" }
+    const missing: ReadResult = { _tag: "Missing" }
+    const readEntry = (key: string): Effect.Effect<ReadResult> =>
+      Effect.map(
+        guardedRead(
+          Effect.map(store.read(key), (value): ReadResult =>
+            value === undefined ? missing : { _tag: "Found", value }
+          ),
+          unavailable
+        ),
+        (result) => {
+          if (result._tag === "Found") counters.hits++
+          else counters.misses++
+          return result
+        }
+      )
+
     const structuredWrite = (
       key: string,
       options: WriteOptionsInput | undefined,
@@ -765,12 +798,9 @@ export const make = (options: CacheOptions = {}): Effect.Effect<Cache["Service"]
       getMany,
       read: (key) =>
         checked(key, () =>
-          Effect.map(guardedRead(store.read(key), undefined), (value) => {
-            if (value === undefined) counters.misses++
-            else counters.hits++
-            return value
-          })
+          Effect.map(readEntry(key), (result) => (result._tag === "Found" ? result.value : undefined))
         ),
+      readEntry: (key) => checked(key, () => readEntry(key)),
       write: (key, value, options) => structuredWrite(key, options, (o) => store.write(key, value, o)),
       hashSet: (key, fields, options) => structuredWrite(key, options, (o) => store.hashSet(key, fields, o)),
       hashGet: (key, field) => checked(key, () => guardedRead(store.hashGet(key, field), undefined)),
@@ -801,9 +831,16 @@ export const make = (options: CacheOptions = {}): Effect.Effect<Cache["Service"]
     })
   })
 
-/** The cache over the `CacheStore` in context. */
+/** The cache over the `CacheStore` in context, on its own: it publishes nothing. */
 export const layer = (options: CacheOptions = {}): Layer.Layer<Cache, never, CacheStore> =>
   Layer.effect(Cache, make(options))
+
+/** The cache over the `CacheStore` in context, publishing its writes and invalidations through the `Publisher`. */
+export const layerPublishing = (options: CacheOptions = {}): Layer.Layer<Cache, never, CacheStore | Publisher> =>
+  Layer.effect(
+    Cache,
+    Effect.flatMap(Effect.service(Publisher), (publisher) => make(options, publisher))
+  )
 
 /** Reads `key` with the cache in context. */
 export const get = <A>(key: string, schema: ValueSchema<A>) => Cache.use((cache) => cache.get(key, schema))

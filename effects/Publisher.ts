@@ -8,7 +8,7 @@
 import { Clock, Context, Deferred, Effect, Layer, Queue, Schedule } from "effect"
 import { InvalidationBus } from "../src/InvalidationBus.ts"
 import type { InvalidationEvent, Target } from "../src/InvalidationEvent.ts"
-import * as Metrics from "./Metrics.ts"
+import * as Metrics from "./SyncMetrics.ts"
 
 /** The publishing side of sync. */
 export class Publisher extends Context.Service<

@@ -18,7 +18,7 @@ import { type InvalidationEvent, InvalidationEventJson, type Target } from "../s
 import { Cache } from "./Cache.ts"
 import { SeenWindow } from "./internal/SeenWindow.ts"
 import { SeqTracker } from "./internal/SeqTracker.ts"
-import * as Metrics from "./Metrics.ts"
+import * as Metrics from "./SyncMetrics.ts"
 
 /** Tuning of the consumer; every field has a production default. */
 export interface SyncOptions {

@@ -56,6 +56,32 @@ export interface WarmReport {
   readonly failures: ReadonlyArray<WarmFailure>
 }
 
+/**
+ * A warm report as the REST API answers it and the CLI prints it: the seed's `keys_warmed, failed, missing,
+ * status` first, then the rest in snake_case. One definition, so the two never drift apart.
+ */
+export const WarmSummary = Schema.Struct({
+  keys_warmed: Schema.Int,
+  failed: Schema.Int,
+  missing: Schema.Int,
+  status: Schema.Literal("success"),
+  total: Schema.Int,
+  already_cached: Schema.Int,
+  duration_ms: Schema.Number
+})
+export type WarmSummary = typeof WarmSummary.Type
+
+/** The summary of a report. */
+export const summary = (report: WarmReport): WarmSummary => ({
+  keys_warmed: report.warmed,
+  failed: report.failed,
+  missing: report.missing,
+  status: "success",
+  total: report.total,
+  already_cached: report.alreadyCached,
+  duration_ms: report.durationMs
+})
+
 /** How many failures a report lists (all are counted). */
 export const maxFailuresReported = 100
 

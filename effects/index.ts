@@ -3,7 +3,7 @@
  * imported one by one from `embedded-cache/layers/*`.
  */
 export * as Cache from "./Cache.ts"
-export * as Metrics from "./Metrics.ts"
+export * as Metrics from "./SyncMetrics.ts"
 export * as Publisher from "./Publisher.ts"
 export * as Stats from "./Stats.ts"
 export * as SyncConsumer from "./SyncConsumer.ts"

@@ -1,39 +1,20 @@
 /**
- * Ready-made compositions of the cache: `layerMemory` for unit tests and Redis-less runs, `layerEmbedded` for
- * production (a supervised redis-server on a unix socket plus the Redis store). Both provide `Cache` and the
- * `CacheStore` beneath it; the same program runs on either. `layerSynced` adds the bus: writes publish, and a
- * background consumer applies what the other instances publish.
+ * Ready-made compositions of the cache that need no Redis: `layerMemory` for unit tests and Redis-less runs, and
+ * `layerSynced`, which adds the bus to any store — writes publish, and a background consumer applies what the other
+ * instances publish. Importing this module loads neither ioredis nor `node:child_process` (test/ImportRule.test.ts
+ * checks it); the Redis compositions are in `RedisCache.ts`.
  */
 import { Layer } from "effect"
 import * as Cache from "../effects/Cache.ts"
 import * as Publisher from "../effects/Publisher.ts"
 import * as SyncConsumer from "../effects/SyncConsumer.ts"
-import type { CacheStore, CacheStoreError } from "../src/CacheStore.ts"
-import type { EmbeddedRedis, EmbeddedRedisConfig, RedisServerError } from "../src/EmbeddedRedis.ts"
+import type { CacheStore } from "../src/CacheStore.ts"
 import type { InvalidationBus } from "../src/InvalidationBus.ts"
-import * as EmbeddedRedisServer from "./EmbeddedRedisServer.ts"
-import * as MemoryStore from "./MemoryStore.ts"
-import * as RedisStore from "./RedisStore.ts"
+import * as MemoryStore from "./store/MemoryStore.ts"
 
 /** The cache on a fresh in-process store: no Redis, no network. */
 export const layerMemory = (options: Cache.CacheOptions = {}): Layer.Layer<Cache.Cache | CacheStore> =>
   Cache.layer(options).pipe(Layer.provideMerge(MemoryStore.layer))
-
-/** Options of the embedded composition. */
-export interface EmbeddedOptions {
-  readonly server: EmbeddedRedisConfig
-  readonly store?: Omit<RedisStore.RedisStoreOptions, "connection"> | undefined
-  readonly cache?: Cache.CacheOptions | undefined
-}
-
-/** The cache on its own supervised redis-server, which is shut down with the layer. */
-export const layerEmbedded = (
-  options: EmbeddedOptions
-): Layer.Layer<Cache.Cache | CacheStore | EmbeddedRedis, RedisServerError | CacheStoreError> =>
-  Cache.layer(options.cache).pipe(
-    Layer.provideMerge(RedisStore.layerEmbedded(options.store)),
-    Layer.provideMerge(EmbeddedRedisServer.layer(options.server))
-  )
 
 /** The parts of a synchronised cache. */
 export interface SyncedOptions<E1, R1, E2, R2> {
@@ -50,7 +31,7 @@ export interface SyncedOptions<E1, R1, E2, R2> {
  */
 export const layerSynced = <E1, R1, E2, R2>(options: SyncedOptions<E1, R1, E2, R2>) =>
   SyncConsumer.layer(options.sync).pipe(
-    Layer.provideMerge(Cache.layer(options.cache)),
+    Layer.provideMerge(Cache.layerPublishing(options.cache)),
     Layer.provideMerge(Publisher.layer(options.publisher)),
     Layer.provideMerge(options.store),
     Layer.provideMerge(options.bus)

@@ -26,6 +26,15 @@ export interface DataSourceShape {
 export class DataSource extends Context.Service<DataSource, DataSourceShape>()("embedded-cache/DataSource") {}
 
 /**
+ * The source an instance loads through when one is configured — for programs that also run without one, such as
+ * the REST API (`?load=true`, `/warm` answer 503 `no_data_source` without it) and the sidecar's warm-ups. Its
+ * default is `Option.none()`: no source; the sidecar provides `Option.some(source)` when `CACHE_SOURCE` names one.
+ */
+export const InstanceSource = Context.Reference<Option.Option<DataSourceShape>>("embedded-cache/InstanceSource", {
+  defaultValue: () => Option.none()
+})
+
+/**
  * A data source from a load function; `loadMany` defaults to loading each key, `concurrency` at a time.
  */
 export const make = (options: {

@@ -22,7 +22,7 @@ import * as iam from "aws-cdk-lib/aws-iam"
 import * as logs from "aws-cdk-lib/aws-logs"
 import * as sns from "aws-cdk-lib/aws-sns"
 import type { Construct } from "constructs"
-import * as SnsSqsBus from "../../layers/SnsSqsBus.ts"
+import * as SnsSqsBus from "../../layers/bus/SnsSqsBus.ts"
 import { InstanceQueue } from "./InstanceQueue.ts"
 
 /**

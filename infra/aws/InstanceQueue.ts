@@ -15,7 +15,7 @@ import * as iam from "aws-cdk-lib/aws-iam"
 import * as sns from "aws-cdk-lib/aws-sns"
 import * as sqs from "aws-cdk-lib/aws-sqs"
 import { Construct } from "constructs"
-import * as SnsSqsBus from "../../layers/SnsSqsBus.ts"
+import * as SnsSqsBus from "../../layers/bus/SnsSqsBus.ts"
 
 export interface InstanceQueueProps {
   readonly topic: sns.ITopic

@@ -71,7 +71,7 @@ for i in 1 2 3; do
     AWS_REGION=us-east-1 \
     AWS_ACCESS_KEY_ID=test \
     AWS_SECRET_ACCESS_KEY=test \
-    "${NODE[@]}" layers/main.ts serve >"$WORK/demo-$i.log" 2>&1 &
+    "${NODE[@]}" layers/sidecar/main.ts serve >"$WORK/demo-$i.log" 2>&1 &
   PIDS+=("$!")
 done
 

@@ -7,7 +7,7 @@ import { Effect, Exit, Layer, ManagedRuntime, Option, Schema, Scope } from "effe
 import { TestClock } from "effect/testing"
 import { Cache } from "../../effects/Cache.ts"
 import { SyncConsumer } from "../../effects/SyncConsumer.ts"
-import * as MemoryBus from "../../layers/MemoryBus.ts"
+import * as MemoryBus from "../../layers/bus/MemoryBus.ts"
 import type { CacheStore } from "../../src/CacheStore.ts"
 import * as Glob from "../../src/Glob.ts"
 import { InvalidationEventJson, type Target } from "../../src/InvalidationEvent.ts"

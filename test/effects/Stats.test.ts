@@ -4,7 +4,7 @@ import { TestClock } from "effect/testing"
 import * as Cache from "../../effects/Cache.ts"
 import * as Stats from "../../effects/Stats.ts"
 import { SyncConsumer } from "../../effects/SyncConsumer.ts"
-import * as MemoryStore from "../../layers/MemoryStore.ts"
+import * as MemoryStore from "../../layers/store/MemoryStore.ts"
 import { CacheStore, type StoreInfo } from "../../src/CacheStore.ts"
 import * as FlakyStore from "../utils/FlakyStore.ts"
 

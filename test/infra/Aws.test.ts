@@ -7,7 +7,7 @@ import * as cdk from "aws-cdk-lib"
 import { Match, Template } from "aws-cdk-lib/assertions"
 import { describe, expect, it } from "vitest"
 import { CacheStack } from "../../infra/aws/CacheStack.ts"
-import * as SnsSqsBus from "../../layers/SnsSqsBus.ts"
+import * as SnsSqsBus from "../../layers/bus/SnsSqsBus.ts"
 
 const synth = (props: ConstructorParameters<typeof CacheStack>[2]) => {
   const app = new cdk.App()

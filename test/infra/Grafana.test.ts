@@ -10,7 +10,7 @@ import { readFileSync } from "node:fs"
 import path from "node:path"
 import { describe, expect } from "vitest"
 import * as Cache from "../../effects/Cache.ts"
-import * as Metrics from "../../effects/Metrics.ts"
+import * as Metrics from "../../effects/SyncMetrics.ts"
 import * as Stats from "../../effects/Stats.ts"
 import * as CacheLayers from "../../layers/CacheLayers.ts"
 

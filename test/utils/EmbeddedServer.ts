@@ -3,7 +3,7 @@
  * dir (unix socket only, never port 6379), removed with the layer.
  */
 import { Effect, Layer } from "effect"
-import * as EmbeddedRedisServer from "../../layers/EmbeddedRedisServer.ts"
+import * as EmbeddedRedisServer from "../../layers/store/EmbeddedRedisServer.ts"
 import { defaults, type EmbeddedRedis, type EmbeddedRedisConfig } from "../../src/EmbeddedRedis.ts"
 import * as TempDir from "./TempDir.ts"
 

@@ -9,7 +9,7 @@ import * as net from "node:net"
 import * as path from "node:path"
 import * as Poll from "./Poll.ts"
 
-const main = path.resolve(import.meta.dirname, "../../layers/main.ts")
+const main = path.resolve(import.meta.dirname, "../../layers/sidecar/main.ts")
 
 /** A running `serve`. */
 export interface Serve {

@@ -1,0 +1,211 @@
+/**
+ * The `serve` sidecar as one layer, built from the configuration (`src/CacheConfig.ts`): the store (embedded
+ * redis-server, external Redis or memory), the bus when instances are synchronised, the cache instrumented for
+ * stats, the data source, the startup warm-up that readiness waits for, the scheduled re-warm
+ * (`CACHE_WARM_SCHEDULE`), and the REST API. Closing the layer stops accepting requests, drains those in flight,
+ * stops the consumer and the schedule, and shuts the embedded server down.
+ */
+import { Context, Deferred, Duration, Effect, Layer, Option } from "effect"
+import * as os from "node:os"
+import * as path from "node:path"
+import { spawnSync } from "node:child_process"
+import * as Cache from "../../effects/Cache.ts"
+import * as Stats from "../../effects/Stats.ts"
+import * as Warm from "../../effects/Warm.ts"
+import * as WarmSchedule from "../../effects/WarmSchedule.ts"
+import * as CacheConfig from "../../src/CacheConfig.ts"
+import { DataSource } from "../../src/DataSource.ts"
+import * as CacheLayers from "../CacheLayers.ts"
+import * as HttpApi from "../http/CacheApi.ts"
+import * as HttpDataSource from "../source/HttpDataSource.ts"
+import * as HttpServer from "../http/HttpServer.ts"
+import * as StoreChoice from "../store/StoreChoice.ts"
+import * as KeysFile from "./KeysFile.ts"
+import * as SnsSqsBus from "../bus/SnsSqsBus.ts"
+import * as SqlDataSource from "../source/SqlDataSource.ts"
+
+/** Whether `redis-server` can be run from PATH. */
+export const redisServerOnPath = (): boolean => spawnSync("redis-server", ["--version"]).status === 0
+
+/** This instance's identity: `CACHE_INSTANCE_ID`, else `hostname-pid`. */
+export const instanceIdOf = (config: CacheConfig.CacheConfig): string =>
+  Option.getOrElse(config.instanceId, () => `${os.hostname()}-${process.pid}`)
+
+/** The store the configuration asks for, resolving `auto` (embedded when `redis-server` is on PATH). */
+export const storeChoiceOf = (config: CacheConfig.CacheConfig, instanceId: string) =>
+  Effect.gen(function* () {
+    let kind = config.store
+    if (kind === "auto") {
+      kind = redisServerOnPath() ? "embedded" : "memory"
+      if (kind === "memory") yield* Effect.logWarning("redis-server is not on PATH: using the in-process memory store")
+    }
+    switch (kind) {
+      case "memory":
+        return { _tag: "memory" } satisfies StoreChoice.StoreChoice
+      case "external":
+        if (Option.isNone(config.redisUrl)) {
+          return yield* new CacheConfig.InvalidConfigError({
+            variable: "CACHE_REDIS_URL",
+            message: "CACHE_STORE=external needs CACHE_REDIS_URL (a redis:// URL or a unix socket path)"
+          })
+        }
+        return { _tag: "external", connection: config.redisUrl.value } satisfies StoreChoice.StoreChoice
+      default:
+        return {
+          _tag: "embedded",
+          server: {
+            dataDir: Option.getOrElse(config.dataDir, () => path.join(".embedded-cache", instanceId)),
+            maxmemory: config.maxmemory,
+            evictionPolicy: config.evictionPolicy,
+            persistence: config.persistence,
+            appendfsync: config.appendfsync
+          }
+        } satisfies StoreChoice.StoreChoice
+    }
+  })
+
+/** The store layer the configuration asks for (the embedded server comes with it). */
+export const storeFromConfig = (config: CacheConfig.CacheConfig, instanceId: string) =>
+  Effect.map(storeChoiceOf(config, instanceId), StoreChoice.layer)
+
+/** The bus layer the configuration asks for, if any. */
+export const busFromConfig = (config: CacheConfig.CacheConfig, instanceId: string) =>
+  Effect.gen(function* () {
+    if (config.bus === "none") return undefined
+    if (Option.isNone(config.snsTopicArn) && Option.isNone(config.snsTopicName)) {
+      return yield* new CacheConfig.InvalidConfigError({
+        variable: "CACHE_SNS_TOPIC_ARN",
+        message: "CACHE_BUS=sns-sqs needs CACHE_SNS_TOPIC_ARN or CACHE_SNS_TOPIC_NAME"
+      })
+    }
+    return SnsSqsBus.layer({
+      instanceId,
+      topicArn: Option.getOrUndefined(config.snsTopicArn),
+      topicName: Option.getOrUndefined(config.snsTopicName),
+      queueUrl: Option.getOrUndefined(config.sqsQueueUrl),
+      queuePrefix: config.sqsQueuePrefix
+    })
+  })
+
+/** Whether the startup warm-up is over (finished, failed or timed out). */
+export class StartupWarm extends Context.Service<StartupWarm, { readonly done: Effect.Effect<boolean> }>()(
+  "embedded-cache/StartupWarm"
+) {}
+
+/** Warms the keys of `CACHE_WARM_KEYS_FILE` in the background, bounded by `CACHE_WARM_TIMEOUT`. */
+const layerStartupWarm = (service: CacheConfig.ServiceConfig, ttlSeconds: number) =>
+  Layer.effect(
+    StartupWarm,
+    Effect.gen(function* () {
+      const finished = yield* Deferred.make<void>()
+      const done = Effect.map(Deferred.isDone(finished), (isDone) => isDone)
+      if (Option.isNone(service.warmKeysFile)) {
+        yield* Deferred.succeed(finished, undefined)
+        return StartupWarm.of({ done })
+      }
+      const keys = yield* KeysFile.read(service.warmKeysFile.value).pipe(
+        Effect.mapError(
+          (error) => new CacheConfig.InvalidConfigError({ variable: "CACHE_WARM_KEYS_FILE", message: error.message })
+        )
+      )
+      const source = yield* Effect.serviceOption(DataSource)
+      if (Option.isNone(source)) {
+        return yield* new CacheConfig.InvalidConfigError({
+          variable: "CACHE_WARM_KEYS_FILE",
+          message: "warming keys at startup needs a data source: set CACHE_SOURCE (and CACHE_SOURCE_URL)"
+        })
+      }
+      yield* Warm.warm(keys, { ttl: Duration.seconds(ttlSeconds) }).pipe(
+        Effect.provideService(DataSource, source.value),
+        Effect.tap((report) =>
+          Effect.logInfo("startup warm-up finished").pipe(
+            Effect.annotateLogs({ ...report, failures: report.failures.length })
+          )
+        ),
+        Effect.timeoutOrElse({
+          duration: Duration.seconds(service.warmTimeoutSeconds),
+          orElse: () => Effect.logWarning("startup warm-up timed out; serving anyway")
+        }),
+        Effect.ensuring(Deferred.succeed(finished, undefined)),
+        Effect.forkScoped
+      )
+      return StartupWarm.of({ done })
+    })
+  )
+
+/**
+ * Re-warms the keys of `CACHE_WARM_KEYS_FILE` (read again at every run) on the cron `CACHE_WARM_SCHEDULE`, when
+ * set; runs never overlap (a tick during a run is skipped and counted).
+ */
+const layerScheduledWarm = (service: CacheConfig.ServiceConfig, ttlSeconds: number) =>
+  Layer.unwrap(
+    Effect.gen(function* () {
+      if (Option.isNone(service.warmSchedule)) return Layer.empty
+      if (Option.isNone(service.warmKeysFile)) {
+        return yield* new CacheConfig.InvalidConfigError({
+          variable: "CACHE_WARM_SCHEDULE",
+          message: "a warm-up schedule needs the keys to warm: set CACHE_WARM_KEYS_FILE"
+        })
+      }
+      const source = yield* Effect.serviceOption(DataSource)
+      if (Option.isNone(source)) {
+        return yield* new CacheConfig.InvalidConfigError({
+          variable: "CACHE_WARM_SCHEDULE",
+          message: "a warm-up schedule needs a data source: set CACHE_SOURCE (and CACHE_SOURCE_URL)"
+        })
+      }
+      const keys = KeysFile.read(service.warmKeysFile.value)
+      // Built for its effect only: the running schedule needs no consumer in the sidecar.
+      return Layer.effectDiscard(
+        Layer.build(
+          WarmSchedule.layerCron(service.warmSchedule.value, { keys, ttl: Duration.seconds(ttlSeconds) }).pipe(
+            Layer.provide(Layer.succeed(DataSource, source.value))
+          )
+        )
+      )
+    })
+  )
+
+/** The sidecar, from the configuration in context. */
+export const layer = Layer.unwrap(
+  Effect.gen(function* () {
+    const config = yield* CacheConfig.CacheConfig
+    const service = yield* CacheConfig.ServiceConfig
+    const instanceId = instanceIdOf(config)
+    yield* Effect.annotateLogsScoped({ instance: instanceId })
+    const store = yield* storeFromConfig(config, instanceId)
+    const bus = yield* busFromConfig(config, instanceId)
+    const cacheOptions: Cache.CacheOptions = { defaultTtl: Duration.seconds(config.defaultTtlSeconds) }
+    const cache =
+      bus === undefined
+        ? Cache.layer(cacheOptions).pipe(Layer.provideMerge(store))
+        : CacheLayers.layerSynced({ store, bus, cache: cacheOptions })
+    const instrumented = Stats.layerInstrumented({ instanceId }).pipe(Layer.provideMerge(cache))
+    const source =
+      service.source === "http"
+        ? HttpDataSource.layerConfig
+        : service.source === "sql"
+          ? SqlDataSource.layerConfig
+          : Layer.empty
+    const startup = layerStartupWarm(service, config.defaultTtlSeconds)
+    const scheduled = layerScheduledWarm(service, config.defaultTtlSeconds)
+    const readiness = Layer.unwrap(
+      Effect.map(Effect.service(StartupWarm), (warm) => HttpApi.layerReadinessFromStore({ startupDone: warm.done }))
+    )
+    const http = HttpServer.layer({
+      host: service.httpHost,
+      port: service.httpPort,
+      apiToken: Option.getOrUndefined(service.apiToken),
+      maxBodyBytes: service.maxBodyBytes,
+      instanceId,
+      sourceName: service.source === "none" ? undefined : service.source
+    })
+    return http.pipe(
+      Layer.provide(readiness),
+      Layer.provideMerge(startup),
+      Layer.provideMerge(scheduled),
+      Layer.provideMerge(source),
+      Layer.provideMerge(instrumented)
+    )
+  })
+)

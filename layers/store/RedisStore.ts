@@ -1,0 +1,447 @@
+/**
+ * A `CacheStore` on ioredis, over the embedded server's unix socket or any Redis URL. Commands fail fast when
+ * the connection is down (no offline queue) and time out per command, so the cache can degrade instead of
+ * hanging. Leases, fills and exact-count deletes are Lua scripts, loaded once and run by SHA; ioredis reloads
+ * them when a restarted server answers NOSCRIPT.
+ */
+import { Effect, Layer } from "effect"
+import { Redis } from "ioredis"
+import {
+  CacheStore,
+  CacheStoreError,
+  type LeaseResult,
+  type StoreFailure,
+  type StoreInfo,
+  type TtlOptions
+} from "../../src/CacheStore.ts"
+import type { CacheValue, ScoredMember } from "../../src/CacheValue.ts"
+import { EmbeddedRedis } from "../../src/EmbeddedRedis.ts"
+import { scripts } from "./RedisScripts.ts"
+
+/** How to reach Redis and how patient to be with it. */
+export interface RedisStoreOptions {
+  /** A unix socket path (`/run/x/redis.sock`) or a `redis://` / `rediss://` URL. */
+  readonly connection: string
+  /** Batch commands issued in the same tick into one write (ioredis auto-pipelining). Default true. */
+  readonly autoPipelining?: boolean | undefined
+  /** A command not answered within this many milliseconds fails with `Timeout`. Default 1000. */
+  readonly commandTimeoutMs?: number | undefined
+  /** How long the first connection may take. Default 5000. */
+  readonly connectTimeoutMs?: number | undefined
+}
+
+/** The prefix of a lease placeholder. JSON text (what the cache writes) never starts with NUL. */
+const leasePrefix = "\u0000lease:"
+/** The key of the index of keys carrying `tag`. Keys cannot contain control characters, so it never collides. */
+export const tagIndexKey = (tag: string): string => `\u0000tag:${tag}`
+/** The companion key holding the tags of a tagged hash, set, sorted set or list. */
+const companionKey = (key: string): string => `\u0000kt:${key}`
+
+/** A string as stored: its JSON text, prefixed with its tags when it has any (see RedisStoreScripts). */
+const storedString = (value: string, tags: ReadonlyArray<string> | undefined): string =>
+  tags === undefined || tags.length === 0 ? value : `\u0001${JSON.stringify(tags)}\u0000${value}`
+
+type Reply = string | number | null | ReadonlyArray<Reply>
+type ScriptCommand = (numberOfKeys: number, ...args: ReadonlyArray<string>) => Promise<Reply>
+type Scripted = Redis & { readonly [K in keyof typeof scripts]: ScriptCommand }
+
+const reasonOf = (cause: unknown): StoreFailure => {
+  const message = cause instanceof Error ? cause.message : String(cause)
+  if (message.startsWith("OOM")) return "OutOfMemory"
+  if (message.startsWith("WRONGTYPE") || message.includes("WRONGTYPE")) return "WrongType"
+  if (message === "Command timed out") return "Timeout"
+  if (
+    message.includes("enableOfflineQueue") ||
+    message.includes("Connection is closed") ||
+    message.includes("ECONNREFUSED") ||
+    message.includes("ENOENT") ||
+    message.includes("ECONNRESET") ||
+    message.includes("EPIPE") ||
+    message.includes("LOADING")
+  )
+    return "Unavailable"
+  return "Unknown"
+}
+
+const failure = (operation: string, key: string | undefined, cause: unknown) =>
+  new CacheStoreError({ operation, key, reason: reasonOf(cause), cause })
+
+/**
+ * The connection's command timeout. ioredis's own `commandTimeout` arms a timer per command (measured at
+ * 2–2.5 µs a call); replies on one connection arrive in order, so one watchdog timer does the same job: when
+ * commands are pending and no reply has arrived for `timeoutMs`, the connection is dropped (every pending
+ * command fails, counted as a `Timeout`) and reconnected.
+ */
+class Watchdog {
+  issued = 0
+  completed = 0
+  private lastCompleted = 0
+  private lastProgress = Date.now()
+  private firedAt = 0
+  private readonly timeoutMs: number
+
+  constructor(timeoutMs: number) {
+    this.timeoutMs = timeoutMs
+  }
+
+  /** Called every tick: answers whether the connection is stuck. */
+  stuck(now: number): boolean {
+    if (this.issued === this.completed || this.completed !== this.lastCompleted) {
+      this.lastCompleted = this.completed
+      this.lastProgress = now
+      return false
+    }
+    if (now - this.lastProgress < this.timeoutMs) return false
+    this.lastProgress = now
+    this.firedAt = now
+    return true
+  }
+
+  /** Whether a failure now is the watchdog's doing. */
+  justFired(now: number): boolean {
+    return now - this.firedAt < 1000
+  }
+}
+
+/**
+ * Runs ioredis calls as Effects, converting their failures once, here, and feeding the watchdog; `then`
+ * continues with the reply inside the same callback (no extra step on the hot path).
+ */
+const makeCall =
+  (watchdog: Watchdog) =>
+  <A, B = A>(
+    operation: string,
+    key: string | undefined,
+    f: () => Promise<A>,
+    then: (value: A) => Effect.Effect<B, CacheStoreError> = Effect.succeed as never
+  ): Effect.Effect<B, CacheStoreError> =>
+    Effect.callback<B, CacheStoreError>((resume) => {
+      watchdog.issued++
+      f().then(
+        (value) => {
+          watchdog.completed++
+          resume(then(value))
+        },
+        (cause) => {
+          watchdog.completed++
+          const error = failure(operation, key, cause)
+          resume(
+            Effect.fail(
+              error.reason === "Unavailable" && watchdog.justFired(Date.now())
+                ? new CacheStoreError({ operation, key, reason: "Timeout", cause })
+                : error
+            )
+          )
+        }
+      )
+    })
+
+/** Fails with the first error of a MULTI/EXEC reply, if any. */
+const checkExec = (operation: string, replies: Array<[Error | null, unknown]> | null) => {
+  if (replies === null) throw new Error(`${operation}: transaction aborted`)
+  for (const [error] of replies) if (error !== null) throw error
+  return replies
+}
+
+const parseInfo = (text: string): Map<string, string> => {
+  const fields = new Map<string, string>()
+  for (const line of text.split("\r\n")) {
+    const colon = line.indexOf(":")
+    if (colon > 0) fields.set(line.slice(0, colon), line.slice(colon + 1))
+  }
+  return fields
+}
+
+const toValue = (reply: Reply): CacheValue | undefined => {
+  if (!Array.isArray(reply) || reply.length === 0) return undefined
+  const [type, data] = reply as [string, Reply]
+  if (type === "string") return { type: "string", value: data as string }
+  const items = data as ReadonlyArray<string>
+  switch (type) {
+    case "hash": {
+      const value: Record<string, string> = {}
+      for (let i = 0; i < items.length; i += 2) value[items[i]!] = items[i + 1]!
+      return { type: "hash", value }
+    }
+    case "set":
+      return { type: "set", value: items }
+    case "zset":
+      return { type: "sorted_set", value: pairs(items) }
+    case "list":
+      return { type: "list", value: items }
+  }
+  return undefined
+}
+
+const pairs = (items: ReadonlyArray<string>): Array<ScoredMember> => {
+  const members: Array<ScoredMember> = []
+  for (let i = 0; i < items.length; i += 2) members.push({ member: items[i]!, score: Number(items[i + 1]) })
+  return members
+}
+
+/** Applies a collection write's TTL to the entry and to its tags' companion. */
+const expireWith = (tx: ReturnType<Redis["multi"]>, key: string, options: TtlOptions | undefined) => {
+  if (options?.ttlMs === undefined) return
+  tx.pexpire(key, options.ttlMs)
+  tx.pexpire(companionKey(key), options.ttlMs)
+}
+
+const absent: Effect.Effect<undefined> = Effect.succeed(undefined)
+const done = (): Effect.Effect<void> => Effect.void
+
+/** Connects, loads the scripts, and builds the store; the connection closes with the scope. */
+export const make = Effect.fnUntraced(function* (options: RedisStoreOptions) {
+  const settings = {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    enableAutoPipelining: options.autoPipelining ?? true,
+    connectTimeout: options.connectTimeoutMs ?? 5000,
+    maxRetriesPerRequest: 0,
+    // Reconnect quickly: the embedded server is restarted within a second or two.
+    retryStrategy: (attempt: number) => Math.min(attempt * 20, 500)
+  }
+  const redis = yield* Effect.acquireRelease(
+    Effect.tryPromise({
+      try: async () => {
+        const client = options.connection.includes("://")
+          ? new Redis(options.connection, settings)
+          : new Redis({ ...settings, path: options.connection })
+        // Connection errors also surface as failed commands; keep them from becoming unhandled 'error' events.
+        client.on("error", () => {})
+        await client.connect()
+        return client
+      },
+      catch: (cause) => new CacheStoreError({ operation: "connect", reason: "Unavailable", cause })
+    }),
+    (client) => Effect.promise(() => client.quit().catch(() => client.disconnect()))
+  )
+  const watchdog = new Watchdog(options.commandTimeoutMs ?? 1000)
+  const call = makeCall(watchdog)
+  yield* Effect.acquireRelease(
+    Effect.sync(() =>
+      setInterval(
+        () => {
+          // Destroy rather than end the socket: a hung server would never answer the FIN.
+          if (watchdog.stuck(Date.now())) redis.stream?.destroy()
+        },
+        Math.max(10, Math.min(250, (options.commandTimeoutMs ?? 1000) / 4))
+      ).unref()
+    ),
+    (timer) => Effect.sync(() => clearInterval(timer))
+  )
+  for (const [name, lua] of Object.entries(scripts)) redis.defineCommand(name, { lua })
+  const r = redis as Scripted
+  // Load every script now, so the first fill doesn't pay for it (ioredis then runs them by SHA).
+  yield* call("script load", undefined, () =>
+    Promise.all(Object.values(scripts).map((lua) => redis.script("LOAD", lua)))
+  )
+
+  const exec = (operation: string, key: string, build: (tx: ReturnType<Redis["multi"]>) => void) =>
+    call(operation, key, () => {
+      const tx = redis.multi()
+      build(tx)
+      return tx.exec().then((replies) => checkExec(operation, replies))
+    })
+
+  /** Every key matching `match`, scanned `count` at a time (never KEYS). */
+  const scan = (match: string, count: number, each: (keys: Array<string>) => Effect.Effect<void, CacheStoreError>) =>
+    Effect.gen(function* () {
+      let cursor = "0"
+      do {
+        const [next, keys] = yield* call("scan", undefined, () => redis.scan(cursor, "MATCH", match, "COUNT", count))
+        cursor = next
+        if (keys.length > 0) yield* each(keys)
+      } while (cursor !== "0")
+    })
+
+  const info = Effect.gen(function* () {
+    const [memory, stats, keys] = yield* call("info", undefined, () =>
+      Promise.all([redis.info("memory"), redis.info("stats"), redis.dbsize()])
+    )
+    let tagIndexEntries = 0
+    yield* scan(tagIndexKey("*"), 1000, (indexes) =>
+      call("info", undefined, () => Promise.all(indexes.map((index) => redis.zcard(index)))).pipe(
+        Effect.map((sizes) => {
+          for (const size of sizes) tagIndexEntries += size
+        })
+      )
+    )
+    const m = parseInfo(memory)
+    const s = parseInfo(stats)
+    return {
+      kind: "redis",
+      keys,
+      usedMemory: Number(m.get("used_memory") ?? 0),
+      maxMemory: Number(m.get("maxmemory") ?? 0),
+      evictedKeys: Number(s.get("evicted_keys") ?? 0),
+      tagIndexEntries
+    } satisfies StoreInfo
+  })
+
+  const checked = (key: string) =>
+    call("get", key, () => r.ecGet(1, key)) as Effect.Effect<string | null, CacheStoreError>
+
+  /** A string as readers see it: a lease is absent; a tagged entry is verified by a script (an index may be gone). */
+  const readString = (key: string, value: string | null): Effect.Effect<string | undefined, CacheStoreError> => {
+    if (value === null) return absent
+    const first = value.charCodeAt(0)
+    if (first === 0) return absent
+    return first === 1 ? Effect.map(checked(key), (v) => v ?? undefined) : Effect.succeed(value)
+  }
+
+  const ttlString = (options: TtlOptions | undefined) => (options?.ttlMs === undefined ? "" : String(options.ttlMs))
+
+  return CacheStore.of({
+    get: (key) =>
+      call(
+        "get",
+        key,
+        () => redis.get(key),
+        (value) => readString(key, value)
+      ),
+    getMany: (keys) =>
+      keys.length === 0
+        ? Effect.succeed([])
+        : Effect.flatMap(
+            call("getMany", undefined, () => redis.mget(...keys)),
+            (values) => Effect.forEach(values, (value, i) => readString(keys[i]!, value))
+          ),
+    set: (key, value, options) =>
+      options?.tags === undefined || options.tags.length === 0
+        ? options?.ttlMs === undefined
+          ? call("set", key, () => redis.set(key, value), done)
+          : call("set", key, () => redis.set(key, value, "PX", options.ttlMs!), done)
+        : call(
+            "set",
+            key,
+            () => r.ecSetTagged(1, key, storedString(value, options.tags), ttlString(options), ...options.tags!),
+            done
+          ),
+    delete: (keys) =>
+      keys.length === 0
+        ? Effect.succeed(0)
+        : call("delete", keys.length === 1 ? keys[0] : undefined, () => r.ecDelete(keys.length, ...keys)).pipe(
+            Effect.map((n) => n as number)
+          ),
+    exists: (key) => call("exists", key, () => r.ecTtl(1, key)).pipe(Effect.map((ms) => ms !== -2)),
+    ttl: (key) =>
+      call("ttl", key, () => r.ecTtl(1, key)).pipe(Effect.map((ms) => (ms === -2 ? undefined : (ms as number)))),
+
+    lease: (key, token, leaseMs, tags) =>
+      call("lease", key, () => r.ecLease(1, key, leasePrefix + token, String(leaseMs), ...(tags ?? []))).pipe(
+        Effect.map((reply): LeaseResult => {
+          const [present, value] = reply as [number, string?]
+          return present === 1 ? { _tag: "Present", value: value! } : { _tag: "Acquired" }
+        })
+      ),
+    fill: (key, token, value, options) =>
+      call("fill", key, () =>
+        r.ecFill(
+          1,
+          key,
+          leasePrefix + token,
+          storedString(value, options?.tags),
+          ttlString(options),
+          ...(options?.tags ?? [])
+        )
+      ).pipe(Effect.map((written) => written === 1)),
+    release: (key, token) => call("release", key, () => r.ecRelease(1, key, leasePrefix + token)).pipe(Effect.asVoid),
+
+    read: (key) => call("read", key, () => r.ecRead(1, key)).pipe(Effect.map(toValue)),
+    write: (key, value, options) => {
+      const tags = options?.tags ?? []
+      let items: ReadonlyArray<string | number>
+      switch (value.type) {
+        case "string":
+          items = [storedString(value.value, tags)]
+          break
+        case "hash":
+          items = Object.entries(value.value).flat()
+          break
+        case "set":
+        case "list":
+          items = value.value
+          break
+        case "sorted_set":
+          items = value.value.flatMap((m) => [m.score, m.member])
+          break
+      }
+      return call("write", key, () =>
+        r.ecWrite(1, key, value.type, ttlString(options), JSON.stringify(tags), ...items.map(String))
+      ).pipe(Effect.asVoid)
+    },
+    hashSet: (key, fields, options) =>
+      Object.keys(fields).length === 0
+        ? Effect.void
+        : exec("hashSet", key, (tx) => {
+            tx.hset(key, fields)
+            expireWith(tx, key, options)
+          }).pipe(Effect.asVoid),
+    hashGet: (key, field) =>
+      call("hashGet", key, () => redis.hget(key, field)).pipe(Effect.map((value) => value ?? undefined)),
+    setAdd: (key, members, options) =>
+      members.length === 0
+        ? Effect.succeed(0)
+        : exec("setAdd", key, (tx) => {
+            tx.sadd(key, ...members)
+            expireWith(tx, key, options)
+          }).pipe(Effect.map((replies) => replies[0]![1] as number)),
+    setHas: (key, member) => call("setHas", key, () => redis.sismember(key, member)).pipe(Effect.map((n) => n === 1)),
+    sortedSetAdd: (key, members, options) =>
+      members.length === 0
+        ? Effect.succeed(0)
+        : exec("sortedSetAdd", key, (tx) => {
+            tx.zadd(key, ...members.flatMap((m) => [m.score, m.member]))
+            expireWith(tx, key, options)
+          }).pipe(Effect.map((replies) => replies[0]![1] as number)),
+    sortedSetRange: (key, start, stop) =>
+      call("sortedSetRange", key, () => redis.zrange(key, String(start), String(stop), "WITHSCORES")).pipe(
+        Effect.map(pairs)
+      ),
+    listPush: (key, values, options) =>
+      values.length === 0
+        ? call("listPush", key, () => redis.llen(key))
+        : exec("listPush", key, (tx) => {
+            tx.rpush(key, ...values)
+            expireWith(tx, key, options)
+          }).pipe(Effect.map((replies) => replies[0]![1] as number)),
+    listRange: (key, start, stop) => call("listRange", key, () => redis.lrange(key, start, stop)),
+
+    deletePattern: (pattern, count = 1000) =>
+      Effect.gen(function* () {
+        let removed = 0
+        yield* scan(pattern, count, (keys) => {
+          // The toolkit's own keys (tag indexes, companions) start with a control character: never a match.
+          const own = keys.filter((key) => key.charCodeAt(0) >= 0x20)
+          return own.length === 0
+            ? Effect.void
+            : call("deletePattern", undefined, () => r.ecDelete(own.length, ...own)).pipe(
+                Effect.map((n) => void (removed += n as number))
+              )
+        })
+        return removed
+      }),
+    deleteTagged: (tags) =>
+      tags.length === 0
+        ? Effect.succeed(0)
+        : call("deleteTagged", undefined, () => r.ecDeleteTagged(0, ...tags)).pipe(Effect.map((n) => n as number)),
+    tagged: (tag) =>
+      call("tagged", undefined, () => r.ecTagged(0, tag)).pipe(Effect.map((keys) => keys as ReadonlyArray<string>)),
+    info,
+    ping: call("ping", undefined, () => redis.ping()).pipe(Effect.asVoid),
+    flush: call("flush", undefined, () => redis.flushdb()).pipe(Effect.asVoid)
+  })
+})
+
+/** A store on the Redis at `options.connection`. */
+export const layer = (options: RedisStoreOptions): Layer.Layer<CacheStore, CacheStoreError> =>
+  Layer.effect(CacheStore, make(options))
+
+/** A store on the embedded server's unix socket. */
+export const layerEmbedded = (
+  options: Omit<RedisStoreOptions, "connection"> = {}
+): Layer.Layer<CacheStore, CacheStoreError, EmbeddedRedis> =>
+  Layer.effect(
+    CacheStore,
+    EmbeddedRedis.use((server) => make({ ...options, connection: server.socketPath }))
+  )

@@ -1,4 +1,0 @@
-import * as MemoryStore from "../../layers/MemoryStore.ts"
-import * as CacheStoreSuite from "../suites/CacheStoreSuite.ts"
-
-CacheStoreSuite.suite("MemoryStore", MemoryStore.layer, { clock: "test" })
