@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Exit, Fiber, Layer, Option, Schema } from "effect"
+import { Deferred, Effect, Exit, Fiber, Layer, Option, Schedule, Schema } from "effect"
 import { TestClock } from "effect/testing"
 import * as Cache from "../../effects/Cache.ts"
 import * as MemoryStore from "../../layers/store/MemoryStore.ts"
@@ -10,6 +10,13 @@ import * as Loaders from "../utils/Loaders.ts"
 
 const User = Schema.Struct({ id: Schema.Number, name: Schema.String })
 const ada = { id: 1, name: "ada" }
+
+/** Yields until `n` callers have joined a load in flight. */
+const awaitJoiners = (cache: Cache.Cache["Service"], n: number) =>
+  cache.stats.pipe(
+    Effect.repeat({ until: (stats) => stats.sharedLoads >= n, schedule: Schedule.recurs(1000) }),
+    Effect.asVoid
+  )
 
 const onMemory = Cache.layer().pipe(Layer.provideMerge(MemoryStore.layer))
 const provideFresh = <A, E>(effect: Effect.Effect<A, E, Cache.Cache | CacheStore>) =>
@@ -43,6 +50,44 @@ describe("Cache.getOrLoad", () => {
       for (const caller of callers) assert.deepStrictEqual(yield* Fiber.join(caller), ada)
       assert.strictEqual(loader.runs(), 1)
       assert.strictEqual((yield* cache.stats).sharedLoads, 19)
+    }).pipe(provideFresh)
+  )
+
+  it.effect("gives a caller joining another caller's load the value decoded with its own schema", () =>
+    Effect.gen(function* () {
+      const cache = yield* Cache.Cache
+      const AsText = Schema.Struct({ at: Schema.String })
+      const AsDate = Schema.Struct({ at: Schema.DateFromString })
+      const loader = yield* Loaders.gated({ at: "2026-12-02T00:00:00.000Z" })
+      const leader = yield* Effect.forkChild(cache.getOrLoad("event:1", loader.load, { schema: AsText }))
+      yield* Deferred.await(loader.started)
+      const own = Loaders.counting({ at: new Date(0) })
+      const joiner = yield* Effect.forkChild(cache.getOrLoad("event:1", own.load, { schema: AsDate }))
+      yield* awaitJoiners(cache, 1)
+      yield* loader.open
+      assert.deepStrictEqual(yield* Fiber.join(leader), { at: "2026-12-02T00:00:00.000Z" })
+      const joined = yield* Fiber.join(joiner)
+      assert.instanceOf(joined.at, Date, "decoded with the joiner's schema, not the leader's value cast")
+      assert.strictEqual(joined.at.toISOString(), "2026-12-02T00:00:00.000Z")
+      assert.strictEqual(own.runs(), 0, "the joiner shared the load")
+      assert.strictEqual((yield* cache.stats).sharedLoads, 1)
+    }).pipe(provideFresh)
+  )
+
+  it.effect("lets a joiner whose schema cannot decode the shared value load for itself", () =>
+    Effect.gen(function* () {
+      const cache = yield* Cache.Cache
+      const loader = yield* Loaders.gated({ id: 1, name: "ada" })
+      const leader = yield* Effect.forkChild(cache.getOrLoad("user:1", loader.load, { schema: User }))
+      yield* Deferred.await(loader.started)
+      const Other = Schema.Struct({ sku: Schema.String })
+      const own = Loaders.counting({ sku: "x-1" })
+      const joiner = yield* Effect.forkChild(cache.getOrLoad("user:1", own.load, { schema: Other }))
+      yield* awaitJoiners(cache, 1)
+      yield* loader.open
+      assert.deepStrictEqual(yield* Fiber.join(leader), ada)
+      assert.deepStrictEqual(yield* Fiber.join(joiner), { sku: "x-1" })
+      assert.strictEqual(own.runs(), 1)
     }).pipe(provideFresh)
   )
 

@@ -1,0 +1,71 @@
+/**
+ * Applying an invalidation on this instance: the loads in flight that it covers are fenced first (synchronously,
+ * before the store is touched), then its entries are removed — by key, by glob pattern (SCAN, never KEYS) or by tag —
+ * with the exact count of live entries removed. A store that cannot apply it yields a `Pending` outcome, and the
+ * store guard invalidates what may be stale before the store is trusted again.
+ */
+import { Effect } from "effect"
+import * as CacheKey from "../../src/CacheKey.ts"
+import type { CacheStore, CacheStoreError } from "../../src/CacheStore.ts"
+import * as Glob from "../../src/Glob.ts"
+import { InvalidPatternError, type Target } from "../../src/InvalidationEvent.ts"
+import type { SingleFlight } from "./SingleFlight.ts"
+import type { StoreGuard } from "./StoreGuard.ts"
+
+/** The outcome of a delete: done with the number of live entries removed, or pending until the store recovers. */
+export type DeleteOutcome =
+  | { readonly _tag: "Deleted"; readonly removed: number }
+  | { readonly _tag: "Pending"; readonly error: CacheStoreError }
+
+/** A deleted outcome. */
+export const deleted = (removed: number): DeleteOutcome => ({ _tag: "Deleted", removed })
+/** A pending outcome. */
+export const pending = (error: CacheStoreError): DeleteOutcome => ({ _tag: "Pending", error })
+
+/** Why `key` is not a valid key, as a typed error; undefined when it is one. */
+export const invalidKey = (key: string): CacheKey.InvalidKeyError | undefined => {
+  const reason = CacheKey.validate(key)
+  return reason === undefined ? undefined : new CacheKey.InvalidKeyError({ key, message: reason })
+}
+
+/** Why `target` cannot be applied (an invalid key, an empty or match-everything pattern, empty tags), or undefined. */
+export const validate = (target: Target): CacheKey.InvalidKeyError | InvalidPatternError | undefined => {
+  switch (target.invalidation_type) {
+    case "key":
+      return invalidKey(target.key)
+    case "pattern":
+      if (target.pattern.length === 0) {
+        return new InvalidPatternError({ pattern: target.pattern, message: "a pattern must not be empty" })
+      }
+      return Glob.matchesEverything(target.pattern) && target.all !== true
+        ? new InvalidPatternError({
+            pattern: target.pattern,
+            message: "this pattern matches every key: pass all: true to invalidate everything"
+          })
+        : undefined
+    case "tag":
+      return target.tags.length === 0 || target.tags.some((tag) => tag.length === 0)
+        ? new InvalidPatternError({ pattern: "", message: "tags must be a non-empty list of non-empty tags" })
+        : undefined
+  }
+}
+
+/** Applies `target` on this instance: fences its loads, removes its entries, answers the exact count. */
+export const apply = (
+  store: CacheStore["Service"],
+  guard: StoreGuard,
+  flights: SingleFlight,
+  scanCount: number,
+  target: Target
+): Effect.Effect<DeleteOutcome> =>
+  Effect.suspend(() => {
+    flights.fenceTarget(target)
+    switch (target.invalidation_type) {
+      case "key":
+        return guard.write(target.key, store.delete([target.key]), deleted, pending)
+      case "pattern":
+        return guard.write("all", store.deletePattern(target.pattern, scanCount), deleted, pending)
+      case "tag":
+        return guard.write("all", store.deleteTagged(target.tags), deleted, pending)
+    }
+  })

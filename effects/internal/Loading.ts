@@ -1,0 +1,205 @@
+/**
+ * The read side of the cache: lookups, and loads on a miss. `getOrLoad` is cache-aside with one load per key per
+ * instance at a time (callers of a key in flight join it through `SingleFlight`) and a fenced fill (`FencedFill`);
+ * `getMany` reads every key in one MGET and loads the misses in one `DataSource.loadMany` batch, joining loads
+ * already in flight. A miss on a failing store (or an open breaker) answers from the loader.
+ */
+import { Deferred, Effect, Exit, Option, type Scope } from "effect"
+import type * as CacheKey from "../../src/CacheKey.ts"
+import type { CacheStore, WriteOptions } from "../../src/CacheStore.ts"
+import { DataSource, type LoadError } from "../../src/DataSource.ts"
+import type * as Ttl from "../../src/Ttl.ts"
+import type { LoadOptions } from "../Cache.ts"
+import type { Counters } from "./CacheCounters.ts"
+import { type Codec, codecFor } from "./Codec.ts"
+import type { FencedFill } from "./FencedFill.ts"
+import { invalidKey } from "./Invalidation.ts"
+import { type Flight, type Shared, type SingleFlight, valueFor } from "./SingleFlight.ts"
+import type { StoredEntry } from "./StoredEntry.ts"
+import type { StoreGuard } from "./StoreGuard.ts"
+
+/** What the read side needs from the cache. */
+export interface LoadingDeps {
+  readonly store: CacheStore["Service"]
+  readonly guard: StoreGuard
+  readonly entries: StoredEntry
+  readonly counters: Counters
+  readonly flights: SingleFlight
+  readonly fills: FencedFill
+  /** The cache's scope: shared loads run in it, so one caller's interruption spares the others. */
+  readonly scope: Scope.Scope
+  readonly writeOptions: (ttl: Ttl.Input | undefined, tags: ReadonlyArray<string> | undefined) => WriteOptions
+}
+
+const noTags: ReadonlyArray<string> = []
+const noneEffect = Effect.succeed(Option.none<never>())
+
+/** The read side over the deps. */
+export const make = (deps: LoadingDeps) => {
+  const { counters, entries, fills, flights, guard, scope, store, writeOptions } = deps
+
+  /**
+   * The read path of `get` and `getOrLoad`, one step on a closed breaker: a decoded hit goes to `onHit`; a miss, an
+   * undecodable entry (deleted) or a failing store goes to `onMiss`.
+   */
+  const lookup = <A, B, E, R>(
+    key: string,
+    codec: Codec<A>,
+    onHit: (value: A) => Effect.Effect<B, E, R>,
+    onMiss: () => Effect.Effect<B, E, R>
+  ): Effect.Effect<B, E, R> =>
+    guard.get(
+      key,
+      (text) => {
+        if (text === undefined) return onMiss()
+        const decoded = codec.decode(text)
+        return Exit.isSuccess(decoded) ? onHit(decoded.value) : Effect.andThen(entries.undecodable(key), onMiss())
+      },
+      onMiss
+    )
+
+  const hitSome = <A>(value: A) => {
+    counters.hits++
+    return Effect.succeed(Option.some(value))
+  }
+  const missNone = () => {
+    counters.misses++
+    return noneEffect
+  }
+  const hitValue = <A>(value: A) => {
+    counters.hits++
+    return Effect.succeed(value)
+  }
+
+  /**
+   * Waits for `flight` and answers its value decoded with this caller's `codec`; `otherwise` when it has none (a
+   * batch found the key missing) or its value does not decode with this caller's schema.
+   */
+  const join = <A, E, R>(flight: Flight, codec: Codec<A>, otherwise: () => Effect.Effect<A, E, R>) =>
+    Effect.flatMap(Deferred.await(flight.result) as Effect.Effect<Option.Option<Shared>, E>, (shared) => {
+      if (Option.isNone(shared)) return otherwise()
+      const value = valueFor(shared.value, codec)
+      return Exit.isSuccess(value) ? Effect.succeed(value.value) : otherwise()
+    })
+
+  /** Starts the load of `key` in the cache's scope (so one caller's interruption spares the others) and waits. */
+  const lead = <A, E, R>(
+    key: string,
+    load: Effect.Effect<A, E, R>,
+    codec: Codec<A>,
+    options: LoadOptions<A>
+  ): Effect.Effect<A, E, R> => {
+    const flight = flights.start(key, options.tags ?? noTags)
+    const run = fills.loadAndFill(key, load, codec, writeOptions(options.ttl, options.tags)).pipe(
+      Effect.onExit((exit) => {
+        flights.end(key, flight)
+        return Deferred.done(
+          flight.result,
+          Exit.map(exit, (value) => Option.some({ value, codec }))
+        )
+      })
+    )
+    return Effect.andThen(
+      Effect.forkIn(run, scope),
+      join(flight, codec, () => lead(key, load, codec, options))
+    )
+  }
+
+  const getOrLoad = <A, E, R>(
+    key: string,
+    load: Effect.Effect<A, E, R>,
+    options: LoadOptions<A>
+  ): Effect.Effect<A, E | CacheKey.InvalidKeyError, R> => {
+    const invalid = invalidKey(key)
+    if (invalid !== undefined) return Effect.fail(invalid)
+    const codec = codecFor(options.schema)
+    return lookup(key, codec, hitValue, () => {
+      counters.misses++
+      const inFlight = flights.get(key)
+      if (inFlight === undefined) return lead(key, load, codec, options)
+      counters.sharedLoads++
+      return join(inFlight, codec, () => lead(key, load, codec, options))
+    })
+  }
+
+  /** The stored values of `keys` (one MGET) and the keys that missed. */
+  const readMany = Effect.fnUntraced(function* <A>(keys: ReadonlyArray<string>, codec: Codec<A>) {
+    const texts = yield* guard.read(store.getMany(keys), [])
+    const hits = new Map<string, A>()
+    const misses: Array<string> = []
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]!
+      const text = texts[i]
+      const decoded = text === undefined ? Option.none() : yield* entries.decode(key, text, codec)
+      if (Option.isSome(decoded)) {
+        counters.hits++
+        hits.set(key, decoded.value)
+      } else {
+        counters.misses++
+        misses.push(key)
+      }
+    }
+    return { hits, misses }
+  })
+
+  /** Loads `led` as one batch in the cache's scope, completing each key's flight with its value or none. */
+  const loadBatch = <A>(
+    led: ReadonlyArray<readonly [string, Flight]>,
+    source: DataSource["Service"],
+    codec: Codec<A>,
+    options: LoadOptions<A>
+  ) =>
+    fills.loadBatch(led, source, codec, writeOptions(options.ttl, options.tags)).pipe(
+      Effect.onExit((exit) => {
+        // Unregister every key first: a caller woken by one key's result must not join another key's flight of
+        // this (finished) batch.
+        for (const [key, flight] of led) flights.end(key, flight)
+        return Effect.forEach(
+          led,
+          ([key, flight]) =>
+            Deferred.done(
+              flight.result,
+              Exit.isSuccess(exit)
+                ? Exit.succeed(Option.map(exit.value.get(key) ?? Option.none(), (value) => ({ value, codec })))
+                : Exit.failCause(exit.cause)
+            ),
+          { discard: true }
+        )
+      })
+    )
+
+  const getMany = Effect.fnUntraced(function* <A>(keys: ReadonlyArray<string>, options: LoadOptions<A>) {
+    for (const key of keys) {
+      const invalid = invalidKey(key)
+      if (invalid !== undefined) return yield* invalid
+    }
+    const codec = codecFor(options.schema)
+    const { hits, misses } = yield* readMany([...new Set(keys)], codec)
+    if (misses.length === 0) return hits as ReadonlyMap<string, A>
+    // Join loads already in flight; lead the rest as one batch through the source.
+    const flown: Array<readonly [string, Flight]> = []
+    const led: Array<readonly [string, Flight]> = []
+    for (const key of misses) {
+      const flight = flights.get(key)
+      if (flight === undefined) led.push([key, flights.start(key, options.tags ?? noTags)])
+      else {
+        counters.sharedLoads++
+        flown.push([key, flight])
+      }
+    }
+    if (led.length > 0) yield* Effect.forkIn(loadBatch(led, yield* DataSource, codec, options), scope)
+    for (const [key, flight] of [...led, ...flown]) {
+      const shared = yield* Deferred.await(flight.result) as Effect.Effect<Option.Option<Shared>, LoadError>
+      const value = Option.isSome(shared) ? valueFor(shared.value, codec) : undefined
+      if (value !== undefined && Exit.isSuccess(value)) hits.set(key, value.value)
+    }
+    return hits as ReadonlyMap<string, A>
+  })
+
+  return {
+    /** The value at `key` decoded with `codec`; none on a miss, an undecodable entry, or a failing store. */
+    get: <A>(key: string, codec: Codec<A>) => lookup(key, codec, hitSome, missNone),
+    getOrLoad,
+    getMany
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * One load per key per instance at a time: the first caller of a missing key registers a flight, later callers of
+ * the key join it. An invalidation that covers a key fences its flight — it is unregistered, so callers arriving
+ * after the invalidation start a new load instead of joining one that may be stale. A joiner receives the value
+ * decoded with its own schema, never another caller's value cast to its type.
+ */
+import { Deferred, Exit, type Option, type Schema } from "effect"
+import * as Glob from "../../src/Glob.ts"
+import type { Target } from "../../src/InvalidationEvent.ts"
+import type { Codec } from "./Codec.ts"
+
+/** A load's answer as its callers share it: the value and the codec it was read with. */
+export interface Shared {
+  readonly value: unknown
+  readonly codec: Codec<any>
+}
+
+/**
+ * A load in flight: `some(shared)` once loaded, none when a getMany batch found the key missing in the source, or
+ * the load's failure.
+ */
+export interface Flight {
+  readonly result: Deferred.Deferred<Option.Option<Shared>, unknown>
+  /** The tags its fill will carry: a tag invalidation fences it. */
+  readonly tags: ReadonlyArray<string>
+}
+
+/** The value a joiner with `codec` gets: as is from a caller of the same schema, else re-decoded from its JSON. */
+export const valueFor = <A>(shared: Shared, codec: Codec<A>): Exit.Exit<A, Schema.SchemaError> => {
+  if (shared.codec === codec) return Exit.succeed(shared.value as A)
+  const encoded: Exit.Exit<string, Schema.SchemaError> = shared.codec.encode(shared.value)
+  return Exit.isSuccess(encoded) ? codec.decode(encoded.value) : Exit.failCause(encoded.cause)
+}
+
+/** The flights of one cache. */
+export class SingleFlight {
+  private readonly flights = new Map<string, Flight>()
+
+  /** The flight of `key`, if one is registered. */
+  get(key: string): Flight | undefined {
+    return this.flights.get(key)
+  }
+
+  /** Registers a new flight for `key`, carrying `tags`. */
+  start(key: string, tags: ReadonlyArray<string>): Flight {
+    const flight: Flight = { result: Deferred.makeUnsafe(), tags }
+    this.flights.set(key, flight)
+    return flight
+  }
+
+  /** Unregisters `flight` unless a later one (after a fence) has taken the key. */
+  end(key: string, flight: Flight): void {
+    if (this.flights.get(key) === flight) this.flights.delete(key)
+  }
+
+  /** Fences the flight of `key`. */
+  fence(key: string): void {
+    this.flights.delete(key)
+  }
+
+  /** Fences every flight `target` covers. */
+  fenceTarget(target: Target): void {
+    switch (target.invalidation_type) {
+      case "key":
+        return this.fence(target.key)
+      case "pattern":
+        for (const key of this.flights.keys()) if (Glob.matches(target.pattern, key)) this.flights.delete(key)
+        return
+      case "tag":
+        for (const [key, flight] of this.flights) {
+          if (flight.tags.some((tag) => target.tags.includes(tag))) this.flights.delete(key)
+        }
+    }
+  }
+
+  /** Fences every flight (a flush). */
+  clear(): void {
+    this.flights.clear()
+  }
+}
