@@ -1,6 +1,8 @@
 /**
  * The one-way rule: `src/` imports only `effect` and itself; `effects/` imports only `effect`, `src/` and itself.
- * So a user of the ports and programs never loads ioredis, the AWS SDK or a Node builtin through them.
+ * So a user of the ports and programs never loads ioredis, the AWS SDK or a Node builtin through them. And the
+ * memory preset (`layers/CacheLayers.ts`, the unit-test entry point) loads nothing of Redis, AWS or child processes,
+ * however deep the import.
  */
 import { describe, expect, it } from "@effect/vitest"
 import * as fs from "node:fs"
@@ -49,6 +51,28 @@ describe("the one-way import rule", () => {
       expect(violations).toEqual([])
     })
   }
+
+  it("the memory preset loads no ioredis, AWS SDK or child_process, directly or through what it imports", () => {
+    const forbidden = (s: string) =>
+      s === "ioredis" || s.startsWith("@aws-sdk/") || s === "node:child_process" || s === "child_process"
+    const seen = new Set<string>()
+    const loaded: Array<string> = []
+    const walk = (file: string) => {
+      if (seen.has(file)) return
+      seen.add(file)
+      for (const specifier of specifiers(file)) {
+        if (specifier.startsWith(".")) walk(path.relative(root, path.resolve(root, path.dirname(file), specifier)))
+        else if (forbidden(specifier)) loaded.push(`${file} imports ${specifier}`)
+      }
+    }
+    walk(path.join("layers", "CacheLayers.ts"))
+    expect(seen.size).toBeGreaterThan(5)
+    expect(loaded).toEqual([])
+    // and the check would see a Redis import if one crept in
+    seen.clear()
+    walk(path.join("layers", "RedisCache.ts"))
+    expect(loaded).toContain(`${path.join("layers", "store", "RedisStore.ts")} imports ioredis`)
+  })
 
   it("sees through every import form, so the rule cannot pass by missing one", () => {
     const probe = path.join("test", "fixtures", "imports.ts.txt")

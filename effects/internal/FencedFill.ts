@@ -71,86 +71,91 @@ export const make = (deps: FencedFillDeps): FencedFill => {
     return Effect.map(guard.read(store.fill(key, token, encoded.value, options), undefined), countFill)
   }
 
-  const loadAndFill = <A, E, R>(key: string, load: Effect.Effect<A, E, R>, codec: Codec<A>, options: WriteOptions) =>
-    Effect.gen(function* () {
-      const token = nextToken()
-      const lease = yield* guard.read(store.lease(key, token, leaseMs, options.tags), undefined)
-      if (lease?._tag === "Present") {
-        const present = yield* entries.decode(key, lease.value, codec)
-        if (Option.isSome(present)) return present.value
-      }
-      counters.loads++
-      const value = yield* Effect.onError(load, () =>
-        Effect.andThen(
-          Effect.sync(() => counters.loadFailures++),
-          release(key, token, lease)
-        )
+  const loadAndFill = Effect.fnUntraced(function* <A, E, R>(
+    key: string,
+    load: Effect.Effect<A, E, R>,
+    codec: Codec<A>,
+    options: WriteOptions
+  ) {
+    const token = nextToken()
+    const lease = yield* guard.read(store.lease(key, token, leaseMs, options.tags), undefined)
+    if (lease?._tag === "Present") {
+      const present = yield* entries.decode(key, lease.value, codec)
+      if (Option.isSome(present)) return present.value
+    }
+    counters.loads++
+    const value = yield* Effect.onError(load, () =>
+      Effect.andThen(
+        Effect.sync(() => counters.loadFailures++),
+        release(key, token, lease)
       )
-      if (lease?._tag === "Acquired") yield* fill(key, token, value, codec, options)
-      return value
-    })
+    )
+    if (lease?._tag === "Acquired") yield* fill(key, token, value, codec, options)
+    return value
+  })
 
   /** Leases every key of a batch; keys whose lease found a decodable value are answered from it. */
-  const leaseAll = <A>(keys: ReadonlyArray<string>, codec: Codec<A>, options: WriteOptions) =>
-    Effect.gen(function* () {
-      const tokens = keys.map(nextToken)
-      const leases = yield* Effect.forEach(
-        keys,
-        (key, i) => guard.read(store.lease(key, tokens[i]!, leaseMs, options.tags), undefined),
-        { concurrency: "unbounded" }
-      )
-      const results = new Map<string, Option.Option<A>>()
-      const toLoad: Array<{ readonly key: string; readonly token: string; readonly lease: LeaseResult | undefined }> =
-        []
-      for (let i = 0; i < keys.length; i++) {
-        const key = keys[i]!
-        const lease = leases[i]
-        const present = lease?._tag === "Present" ? yield* entries.decode(key, lease.value, codec) : Option.none()
-        if (Option.isSome(present)) results.set(key, present)
-        else toLoad.push({ key, token: tokens[i]!, lease })
-      }
-      return { results, toLoad }
-    })
+  const leaseAll = Effect.fnUntraced(function* <A>(
+    keys: ReadonlyArray<string>,
+    codec: Codec<A>,
+    options: WriteOptions
+  ) {
+    const tokens = keys.map(nextToken)
+    const leases = yield* Effect.forEach(
+      keys,
+      (key, i) => guard.read(store.lease(key, tokens[i]!, leaseMs, options.tags), undefined),
+      { concurrency: "unbounded" }
+    )
+    const results = new Map<string, Option.Option<A>>()
+    const toLoad: Array<{ readonly key: string; readonly token: string; readonly lease: LeaseResult | undefined }> = []
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]!
+      const lease = leases[i]
+      const present = lease?._tag === "Present" ? yield* entries.decode(key, lease.value, codec) : Option.none()
+      if (Option.isSome(present)) results.set(key, present)
+      else toLoad.push({ key, token: tokens[i]!, lease })
+    }
+    return { results, toLoad }
+  })
 
-  const loadBatch = <A>(
+  const loadBatch = Effect.fnUntraced(function* <A>(
     led: ReadonlyArray<readonly [string, Flight]>,
     source: DataSourceShape,
     codec: Codec<A>,
     options: WriteOptions
-  ) =>
-    Effect.gen(function* () {
-      const { results, toLoad } = yield* leaseAll(
-        led.map(([key]) => key),
-        codec,
-        options
+  ) {
+    const { results, toLoad } = yield* leaseAll(
+      led.map(([key]) => key),
+      codec,
+      options
+    )
+    if (toLoad.length === 0) return results
+    counters.loads++
+    const loaded = yield* Effect.onError(source.loadMany(toLoad.map((item) => item.key)), () =>
+      Effect.andThen(
+        Effect.sync(() => counters.loadFailures++),
+        Effect.forEach(toLoad, (item) => release(item.key, item.token, item.lease), { discard: true })
       )
-      if (toLoad.length === 0) return results
-      counters.loads++
-      const loaded = yield* Effect.onError(source.loadMany(toLoad.map((item) => item.key)), () =>
-        Effect.andThen(
-          Effect.sync(() => counters.loadFailures++),
-          Effect.forEach(toLoad, (item) => release(item.key, item.token, item.lease), { discard: true })
-        )
-      )
-      yield* Effect.forEach(
-        toLoad,
-        ({ key, lease, token }) => {
-          const decoded = loaded.has(key) ? codec.decodeValue(loaded.get(key)) : undefined
-          if (decoded === undefined || Exit.isFailure(decoded)) {
-            results.set(key, Option.none())
-            if (decoded === undefined) return release(key, token, lease)
-            return Effect.logWarning("source value does not decode; skipped").pipe(
-              Effect.annotateLogs({ key }),
-              Effect.andThen(release(key, token, lease))
-            )
-          }
-          results.set(key, Option.some(decoded.value))
-          return lease?._tag === "Acquired" ? fill(key, token, decoded.value, codec, options) : Effect.void
-        },
-        { concurrency: "unbounded", discard: true }
-      )
-      return results
-    })
+    )
+    yield* Effect.forEach(
+      toLoad,
+      ({ key, lease, token }) => {
+        const decoded = loaded.has(key) ? codec.decodeValue(loaded.get(key)) : undefined
+        if (decoded === undefined || Exit.isFailure(decoded)) {
+          results.set(key, Option.none())
+          if (decoded === undefined) return release(key, token, lease)
+          return Effect.logWarning("source value does not decode; skipped").pipe(
+            Effect.annotateLogs({ key }),
+            Effect.andThen(release(key, token, lease))
+          )
+        }
+        results.set(key, Option.some(decoded.value))
+        return lease?._tag === "Acquired" ? fill(key, token, decoded.value, codec, options) : Effect.void
+      },
+      { concurrency: "unbounded", discard: true }
+    )
+    return results
+  })
 
   return { loadAndFill, loadBatch }
 }

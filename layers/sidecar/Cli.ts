@@ -8,7 +8,7 @@
  * Output contract: each one-shot command prints one JSON document as its last line on stdout; errors go to stderr.
  * Exit codes: 0 success, 1 bad arguments or a failed request, 2 `warm` failed more keys than `--max-failure-ratio`.
  */
-import { Clock, Config, Console, Data, Duration, Effect, Layer, Option, Redacted, Runtime } from "effect"
+import { Clock, Config, Console, Data, Duration, Effect, Layer, Option, Redacted, Runtime, Schema } from "effect"
 import { Command, Flag } from "effect/cli"
 import * as Cache from "../../effects/Cache.ts"
 import * as Warm from "../../effects/Warm.ts"
@@ -114,20 +114,32 @@ const progressBar = () => {
   }
 }
 
-interface Summary {
-  keys_warmed: number
-  failed: number
-  missing: number
-  total: number
-  duration_ms: number
+const noneWarmed: Warm.WarmSummary = {
+  keys_warmed: 0,
+  failed: 0,
+  missing: 0,
+  status: "success",
+  total: 0,
+  already_cached: 0,
+  duration_ms: 0
 }
 
-interface WarmedAnswer {
-  readonly keys_warmed: number
-  readonly failed: number
-  readonly missing: number
-  readonly total?: number
-}
+/** Two summaries as one (batches of one run). */
+const combine = (a: Warm.WarmSummary, b: Warm.WarmSummary): Warm.WarmSummary => ({
+  keys_warmed: a.keys_warmed + b.keys_warmed,
+  failed: a.failed + b.failed,
+  missing: a.missing + b.missing,
+  status: "success",
+  total: a.total + b.total,
+  already_cached: a.already_cached + b.already_cached,
+  duration_ms: a.duration_ms + b.duration_ms
+})
+
+/** The instance's `/warm` answer, checked against the summary schema. */
+const warmAnswer = (answer: unknown) =>
+  Schema.decodeUnknownEffect(Warm.WarmSummary)(answer).pipe(
+    Effect.catch((error) => failWith(`the instance answered /warm with an unexpected body: ${error.message}`))
+  )
 
 const warm = Command.make(
   "warm",
@@ -176,17 +188,19 @@ const warm = Command.make(
     if (Option.isSome(flags.keys)) keys = splitList(flags.keys.value)
     if (Option.isSome(flags.keysFile)) {
       const file = flags.keysFile.value
-      keys = yield* KeysFile.read(file).pipe(Effect.catch((error) => failWith(`cannot read --keys-file ${file}: ${error.reason}`)))
+      keys = yield* KeysFile.read(file).pipe(
+        Effect.catch((error) => failWith(`cannot read --keys-file ${file}: ${error.reason}`))
+      )
     }
     const pattern = Option.getOrUndefined(flags.pattern)
     const progress = progressBar()
     const startedAt = yield* Clock.currentTimeMillis
 
-    const summary: Summary = yield* Option.isSome(flags.url)
+    const warmed = yield* Option.isSome(flags.url)
       ? warmRemote(flags.url.value, flags, keys, pattern, Option.getOrUndefined(tags), progress)
       : warmLocal(flags, keys, pattern, Option.getOrUndefined(tags), progress)
     yield* progress.end
-    summary.duration_ms = (yield* Clock.currentTimeMillis) - startedAt
+    const summary = { ...warmed, duration_ms: (yield* Clock.currentTimeMillis) - startedAt }
     yield* Console.log(JSON.stringify(summary))
     const ratio = summary.total === 0 ? 0 : summary.failed / summary.total
     if (ratio > flags.maxFailureRatio) {
@@ -211,106 +225,88 @@ interface WarmFlags {
 }
 
 /** Warms through `POST /api/v1/cache/warm`, a batch of keys per request so progress can be shown. */
-const warmRemote = (
+const warmRemote = Effect.fnUntraced(function* (
   url: string,
   flags: WarmFlags,
   keys: ReadonlyArray<string> | undefined,
   pattern: string | undefined,
   tags: ReadonlyArray<string> | undefined,
   progress: ReturnType<typeof progressBar>
-) =>
-  Effect.gen(function* () {
-    const options = {
-      source: flags.source,
-      ...(Option.isSome(flags.ttl) ? { ttl: flags.ttl.value } : {}),
-      ...(tags === undefined ? {} : { tags })
-    }
-    const summary: Summary = { keys_warmed: 0, failed: 0, missing: 0, total: 0, duration_ms: 0 }
-    const add = (answer: WarmedAnswer, asked: number) => {
-      summary.keys_warmed += answer.keys_warmed
-      summary.failed += answer.failed
-      summary.missing += answer.missing
-      summary.total += answer.total ?? asked
-    }
-    if (pattern !== undefined) {
-      // The instance lists the keys itself: one request, no intermediate progress.
-      const answer = (yield* callApi(url, flags.token, "POST", "/api/v1/cache/warm", {
-        pattern,
-        ...options
-      })) as WarmedAnswer
-      add(answer, answer.keys_warmed + answer.failed + answer.missing)
-      yield* progress.update(summary.total, summary.total)
-      return summary
-    }
-    const distinct = [...new Set(keys)]
-    const batches: Array<ReadonlyArray<string>> = []
-    for (let i = 0; i < distinct.length; i += flags.batchSize) batches.push(distinct.slice(i, i + flags.batchSize))
-    let done = 0
-    yield* progress.update(0, distinct.length)
-    yield* Effect.forEach(
-      batches,
-      (batch) =>
-        Effect.gen(function* () {
-          const answer = (yield* callApi(url, flags.token, "POST", "/api/v1/cache/warm", {
-            keys: batch,
-            ...options
-          })) as WarmedAnswer
-          add(answer, batch.length)
-          done += batch.length
-          yield* progress.update(done, distinct.length)
-        }),
-      { concurrency: flags.concurrency, discard: true }
+) {
+  const options = {
+    source: flags.source,
+    ...(Option.isSome(flags.ttl) ? { ttl: flags.ttl.value } : {}),
+    ...(tags === undefined ? {} : { tags })
+  }
+  if (pattern !== undefined) {
+    // The instance lists the keys itself: one request, no intermediate progress.
+    const answer = yield* warmAnswer(
+      yield* callApi(url, flags.token, "POST", "/api/v1/cache/warm", { pattern, ...options })
     )
-    return summary
-  })
+    yield* progress.update(answer.total, answer.total)
+    return answer
+  }
+  let summary = noneWarmed
+  const distinct = [...new Set(keys)]
+  const batches: Array<ReadonlyArray<string>> = []
+  for (let i = 0; i < distinct.length; i += flags.batchSize) batches.push(distinct.slice(i, i + flags.batchSize))
+  let done = 0
+  yield* progress.update(0, distinct.length)
+  yield* Effect.forEach(
+    batches,
+    Effect.fnUntraced(function* (batch) {
+      const answer = yield* warmAnswer(
+        yield* callApi(url, flags.token, "POST", "/api/v1/cache/warm", { keys: batch, ...options })
+      )
+      summary = combine(summary, answer)
+      done += batch.length
+      yield* progress.update(done, distinct.length)
+    }),
+    { concurrency: flags.concurrency, discard: true }
+  )
+  return summary
+})
 
 /**
  * Warms the configured store directly (same environment as `serve`), through a cache without a publisher: a warm
  * fills absent keys only and announces nothing to other instances.
  */
-const warmLocal = (
+const warmLocal = Effect.fnUntraced(function* (
   flags: WarmFlags,
   keys: ReadonlyArray<string> | undefined,
   pattern: string | undefined,
   tags: ReadonlyArray<string> | undefined,
   progress: ReturnType<typeof progressBar>
-) =>
-  Effect.gen(function* () {
-    const config = yield* CacheConfig.CacheConfig
-    const service = yield* CacheConfig.ServiceConfig
-    if (service.source === "none") {
-      return yield* failWith("no data source configured to warm from: set CACHE_SOURCE=http and CACHE_SOURCE_URL")
-    }
-    if (flags.source !== "default" && flags.source !== service.source) {
-      return yield* failWith(`unknown data source "${flags.source}"; use "default" or "${service.source}"`)
-    }
-    const store = yield* Service.storeFromConfig(config, Service.instanceIdOf(config))
-    const cache = Cache.layer({ defaultTtl: Duration.seconds(config.defaultTtlSeconds) }).pipe(Layer.provide(store))
-    const options: Warm.WarmOptions = {
-      ttl: Option.isSome(flags.ttl) ? Duration.seconds(flags.ttl.value) : undefined,
-      tags,
-      concurrency: flags.concurrency,
-      batchSize: flags.batchSize,
-      onProgress: progress.update
-    }
-    const report = yield* (
-      pattern !== undefined
-        ? Warm.warmByPattern(pattern, options).pipe(
-            Effect.catchTags({
-              KeyListingUnsupportedError: (error) => failWith(error.message),
-              LoadError: (error) => failWith(`listing the source's keys failed: ${error.message}`)
-            })
-          )
-        : Warm.warm(keys ?? [], options)
-    ).pipe(Effect.provide(Layer.mergeAll(cache, HttpDataSource.layerConfig)))
-    return {
-      keys_warmed: report.warmed,
-      failed: report.failed,
-      missing: report.missing,
-      total: report.total,
-      duration_ms: 0
-    } satisfies Summary
-  })
+) {
+  const config = yield* CacheConfig.CacheConfig
+  const service = yield* CacheConfig.ServiceConfig
+  if (service.source === "none") {
+    return yield* failWith("no data source configured to warm from: set CACHE_SOURCE=http and CACHE_SOURCE_URL")
+  }
+  if (flags.source !== "default" && flags.source !== service.source) {
+    return yield* failWith(`unknown data source "${flags.source}"; use "default" or "${service.source}"`)
+  }
+  const store = yield* Service.storeFromConfig(config, Service.instanceIdOf(config))
+  const cache = Cache.layer({ defaultTtl: Duration.seconds(config.defaultTtlSeconds) }).pipe(Layer.provide(store))
+  const options: Warm.WarmOptions = {
+    ttl: Option.isSome(flags.ttl) ? Duration.seconds(flags.ttl.value) : undefined,
+    tags,
+    concurrency: flags.concurrency,
+    batchSize: flags.batchSize,
+    onProgress: progress.update
+  }
+  const report = yield* (
+    pattern !== undefined
+      ? Warm.warmByPattern(pattern, options).pipe(
+          Effect.catchTags({
+            KeyListingUnsupportedError: (error) => failWith(error.message),
+            LoadError: (error) => failWith(`listing the source's keys failed: ${error.message}`)
+          })
+        )
+      : Warm.warm(keys ?? [], options)
+  ).pipe(Effect.provide(Layer.mergeAll(cache, HttpDataSource.layerConfig)))
+  return Warm.summary(report)
+})
 
 const stats = Command.make(
   "stats",

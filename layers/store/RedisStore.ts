@@ -244,15 +244,18 @@ export const make = Effect.fnUntraced(function* (options: RedisStoreOptions) {
     })
 
   /** Every key matching `match`, scanned `count` at a time (never KEYS). */
-  const scan = (match: string, count: number, each: (keys: Array<string>) => Effect.Effect<void, CacheStoreError>) =>
-    Effect.gen(function* () {
-      let cursor = "0"
-      do {
-        const [next, keys] = yield* call("scan", undefined, () => redis.scan(cursor, "MATCH", match, "COUNT", count))
-        cursor = next
-        if (keys.length > 0) yield* each(keys)
-      } while (cursor !== "0")
-    })
+  const scan = Effect.fnUntraced(function* (
+    match: string,
+    count: number,
+    each: (keys: Array<string>) => Effect.Effect<void, CacheStoreError>
+  ) {
+    let cursor = "0"
+    do {
+      const [next, keys] = yield* call("scan", undefined, () => redis.scan(cursor, "MATCH", match, "COUNT", count))
+      cursor = next
+      if (keys.length > 0) yield* each(keys)
+    } while (cursor !== "0")
+  })
 
   const info = Effect.gen(function* () {
     const [memory, stats, keys] = yield* call("info", undefined, () =>
