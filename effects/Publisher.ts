@@ -39,61 +39,60 @@ interface Outgoing {
 const retryForever = Schedule.min([Schedule.exponential("50 millis", 2), Schedule.spaced("5 seconds")])
 
 /** Builds the publisher over the bus in context; its sender fiber lives in the scope. */
-export const make = (options: PublisherOptions = {}) =>
-  Effect.gen(function* () {
-    const bus = yield* InvalidationBus
-    const queue = yield* Queue.unbounded<Outgoing>()
-    const batchSize = options.batchSize ?? 10
-    const awaitMs = options.awaitMs ?? 5000
-    let seq = 0
-    let last: Deferred.Deferred<void> | undefined
+export const make = Effect.fnUntraced(function* (options: PublisherOptions = {}) {
+  const bus = yield* InvalidationBus
+  const queue = yield* Queue.unbounded<Outgoing>()
+  const batchSize = options.batchSize ?? 10
+  const awaitMs = options.awaitMs ?? 5000
+  let seq = 0
+  let last: Deferred.Deferred<void> | undefined
 
-    const send = (batch: ReadonlyArray<Outgoing>) =>
-      bus.publish(batch.map((o) => o.event)).pipe(
-        Effect.tapError((error) =>
-          Effect.logWarning("publishing invalidations failed; retrying").pipe(
-            Effect.annotateLogs({ events: batch.length, error: error.message }),
-            Effect.andThen(Metrics.publishFailed(batch.length))
-          )
-        ),
-        Effect.retry(retryForever),
-        Effect.andThen(Metrics.published(batch.length)),
-        Effect.andThen(Effect.forEach(batch, (o) => Deferred.succeed(o.accepted, undefined), { discard: true }))
-      )
-
-    yield* Queue.takeBetween(queue, 1, batchSize).pipe(Effect.flatMap(send), Effect.forever, Effect.forkScoped)
-
-    const publish = (target: Target) =>
-      Effect.flatMap(Clock.currentTimeMillis, (timestamp) => {
-        const accepted = Deferred.makeUnsafe<void>()
-        last = accepted
-        const event = {
-          version: 1,
-          event_id: crypto.randomUUID(),
-          source_instance: bus.instanceId,
-          seq: ++seq,
-          timestamp,
-          ...target
-        } as InvalidationEvent
-        return Queue.offer(queue, { event, accepted }).pipe(
-          Effect.andThen(Deferred.await(accepted)),
-          Effect.timeoutOption(awaitMs),
-          Effect.flatMap((done) =>
-            done._tag === "Some"
-              ? Effect.void
-              : Effect.logWarning("the bus has not accepted an invalidation yet; still retrying").pipe(
-                  Effect.annotateLogs({ seq: event.seq })
-                )
-          )
+  const send = (batch: ReadonlyArray<Outgoing>) =>
+    bus.publish(batch.map((o) => o.event)).pipe(
+      Effect.tapError((error) =>
+        Effect.logWarning("publishing invalidations failed; retrying").pipe(
+          Effect.annotateLogs({ events: batch.length, error: error.message }),
+          Effect.andThen(Metrics.publishFailed(batch.length))
         )
-      })
+      ),
+      Effect.retry(retryForever),
+      Effect.andThen(Metrics.published(batch.length)),
+      Effect.andThen(Effect.forEach(batch, (o) => Deferred.succeed(o.accepted, undefined), { discard: true }))
+    )
 
-    return Publisher.of({
-      instanceId: bus.instanceId,
-      publish,
-      drain: Effect.suspend(() => (last === undefined ? Effect.void : Deferred.await(last)))
+  yield* Queue.takeBetween(queue, 1, batchSize).pipe(Effect.flatMap(send), Effect.forever, Effect.forkScoped)
+
+  const publish = (target: Target) =>
+    Effect.flatMap(Clock.currentTimeMillis, (timestamp) => {
+      const accepted = Deferred.makeUnsafe<void>()
+      last = accepted
+      const event = {
+        version: 1,
+        event_id: crypto.randomUUID(),
+        source_instance: bus.instanceId,
+        seq: ++seq,
+        timestamp,
+        ...target
+      } as InvalidationEvent
+      return Queue.offer(queue, { event, accepted }).pipe(
+        Effect.andThen(Deferred.await(accepted)),
+        Effect.timeoutOption(awaitMs),
+        Effect.flatMap((done) =>
+          done._tag === "Some"
+            ? Effect.void
+            : Effect.logWarning("the bus has not accepted an invalidation yet; still retrying").pipe(
+                Effect.annotateLogs({ seq: event.seq })
+              )
+        )
+      )
     })
+
+  return Publisher.of({
+    instanceId: bus.instanceId,
+    publish,
+    drain: Effect.suspend(() => (last === undefined ? Effect.void : Deferred.await(last)))
   })
+})
 
 /** The publisher over the `InvalidationBus` in context. */
 export const layer = (options: PublisherOptions = {}): Layer.Layer<Publisher, never, InvalidationBus> =>

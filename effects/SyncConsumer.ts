@@ -70,100 +70,98 @@ const targetOf = (event: InvalidationEvent): Target => {
 }
 
 /** Starts consuming this instance's deliveries in the scope. */
-export const make = (options: SyncOptions = {}) =>
-  Effect.gen(function* () {
-    const cache = yield* Cache
-    const bus = yield* InvalidationBus
-    const store = yield* CacheStore
-    const seen = new SeenWindow(options.seenWindow ?? 100_000)
-    const seqs = new SeqTracker({
-      gapTimeoutMs: Duration.toMillis(options.gapTimeout ?? "30 seconds"),
-      maxAhead: options.maxAhead ?? 1000
-    })
-    const silenceMs = Duration.toMillis(options.silenceBound ?? "60 seconds")
-    const stats = { received: 0, applied: 0, duplicates: 0, own: 0, malformed: 0, flushes: 0 }
-    const startedAt = yield* Clock.currentTimeMillis
-    let lastFlush = startedAt
-
-    const flush = (reason: Metrics.FlushReason, detail: object) =>
-      Effect.gen(function* () {
-        stats.flushes++
-        lastFlush = yield* Clock.currentTimeMillis
-        yield* Effect.logWarning("continuity with peers lost: flushing the local cache").pipe(
-          Effect.annotateLogs({ reason, ...detail })
-        )
-        yield* cache.flushLocally
-        yield* Metrics.flushed(reason)
-      })
-
-    const handle = (delivery: Delivery) =>
-      Effect.gen(function* () {
-        stats.received++
-        yield* Metric.update(Metrics.eventsReceived, 1)
-        const decoded = decode(delivery.body)
-        if (decoded._tag === "Failure") {
-          stats.malformed++
-          yield* Metric.update(Metrics.eventsMalformed, 1)
-          // Not acknowledged: after maxReceiveCount receives the queue moves it to the dead-letter queue.
-          return yield* Effect.logWarning("malformed invalidation message left for the dead-letter queue").pipe(
-            Effect.annotateLogs({ receive_count: delivery.receiveCount, body: delivery.body.slice(0, 200) })
-          )
-        }
-        const event = decoded.value
-        if (event.source_instance === bus.instanceId) {
-          stats.own++
-          yield* Metric.update(Metrics.eventsOwn, 1)
-          return yield* delivery.ack
-        }
-        if (seen.has(event.event_id)) {
-          stats.duplicates++
-          yield* Metric.update(Metrics.eventsDuplicate, 1)
-          return yield* delivery.ack
-        }
-        yield* cache.invalidateLocally(targetOf(event))
-        seen.add(event.event_id)
-        stats.applied++
-        const now = yield* Clock.currentTimeMillis
-        yield* Metric.update(Metrics.eventsApplied, 1)
-        yield* Metric.update(Metrics.lag, Math.max(0, now - event.timestamp))
-        if (seqs.arrived(event.source_instance, event.seq, now) === "restarted") {
-          // Whatever it had not published when it went down is lost to us.
-          yield* flush("publisher-restart", { source: event.source_instance })
-        }
-        yield* delivery.ack
-      }).pipe(
-        Effect.catchTag("BusError", (error) =>
-          Effect.logWarning("acknowledging a delivery failed; it will be redelivered and deduplicated").pipe(
-            Effect.annotateLogs({ error: error.message })
-          )
-        )
-      )
-
-    const check = Effect.gen(function* () {
-      const now = yield* Clock.currentTimeMillis
-      const gaps = seqs.gaps(now)
-      if (gaps.length > 0) yield* flush("seq-gap", { sources: gaps.join(",") })
-      const contact = (yield* bus.lastContact) ?? startedAt
-      if (now - Math.max(contact, lastFlush) > silenceMs) {
-        yield* flush("silence", { silent_ms: now - contact })
-      }
-    })
-
-    // A queue made at this start missed everything published before it; data kept on disk may be stale.
-    if (bus.queueCreated && (yield* Effect.orElseSucceed(store.info, () => undefined))?.keys !== 0) {
-      yield* flush("queue-created", { instance: bus.instanceId })
-    }
-
-    yield* bus.deliveries.pipe(
-      Stream.runForEach(handle),
-      Effect.tapCause((cause) => Effect.logError("the invalidation consumer stopped; restarting it", cause)),
-      Effect.retry(Schedule.spaced("1 second")),
-      Effect.forkScoped
-    )
-    yield* check.pipe(Effect.repeat(Schedule.spaced(options.checkInterval ?? "1 second")), Effect.forkScoped)
-
-    return SyncConsumer.of({ stats: Effect.sync(() => ({ ...stats })), check })
+export const make = Effect.fnUntraced(function* (options: SyncOptions = {}) {
+  const cache = yield* Cache
+  const bus = yield* InvalidationBus
+  const store = yield* CacheStore
+  const seen = new SeenWindow(options.seenWindow ?? 100_000)
+  const seqs = new SeqTracker({
+    gapTimeoutMs: Duration.toMillis(options.gapTimeout ?? "30 seconds"),
+    maxAhead: options.maxAhead ?? 1000
   })
+  const silenceMs = Duration.toMillis(options.silenceBound ?? "60 seconds")
+  const stats = { received: 0, applied: 0, duplicates: 0, own: 0, malformed: 0, flushes: 0 }
+  const startedAt = yield* Clock.currentTimeMillis
+  let lastFlush = startedAt
+
+  const flush = Effect.fnUntraced(function* (reason: Metrics.FlushReason, detail: object) {
+    stats.flushes++
+    lastFlush = yield* Clock.currentTimeMillis
+    yield* Effect.logWarning("continuity with peers lost: flushing the local cache").pipe(
+      Effect.annotateLogs({ reason, ...detail })
+    )
+    yield* cache.flushLocally
+    yield* Metrics.flushed(reason)
+  })
+
+  const handle = Effect.fnUntraced(
+    function* (delivery: Delivery) {
+      stats.received++
+      yield* Metric.update(Metrics.eventsReceived, 1)
+      const decoded = decode(delivery.body)
+      if (decoded._tag === "Failure") {
+        stats.malformed++
+        yield* Metric.update(Metrics.eventsMalformed, 1)
+        // Not acknowledged: after maxReceiveCount receives the queue moves it to the dead-letter queue.
+        return yield* Effect.logWarning("malformed invalidation message left for the dead-letter queue").pipe(
+          Effect.annotateLogs({ receive_count: delivery.receiveCount, body: delivery.body.slice(0, 200) })
+        )
+      }
+      const event = decoded.value
+      if (event.source_instance === bus.instanceId) {
+        stats.own++
+        yield* Metric.update(Metrics.eventsOwn, 1)
+        return yield* delivery.ack
+      }
+      if (seen.has(event.event_id)) {
+        stats.duplicates++
+        yield* Metric.update(Metrics.eventsDuplicate, 1)
+        return yield* delivery.ack
+      }
+      yield* cache.invalidateLocally(targetOf(event))
+      seen.add(event.event_id)
+      stats.applied++
+      const now = yield* Clock.currentTimeMillis
+      yield* Metric.update(Metrics.eventsApplied, 1)
+      yield* Metric.update(Metrics.lag, Math.max(0, now - event.timestamp))
+      if (seqs.arrived(event.source_instance, event.seq, now) === "restarted") {
+        // Whatever it had not published when it went down is lost to us.
+        yield* flush("publisher-restart", { source: event.source_instance })
+      }
+      yield* delivery.ack
+    },
+    Effect.catchTag("BusError", (error) =>
+      Effect.logWarning("acknowledging a delivery failed; it will be redelivered and deduplicated").pipe(
+        Effect.annotateLogs({ error: error.message })
+      )
+    )
+  )
+
+  const check = Effect.gen(function* () {
+    const now = yield* Clock.currentTimeMillis
+    const gaps = seqs.gaps(now)
+    if (gaps.length > 0) yield* flush("seq-gap", { sources: gaps.join(",") })
+    const contact = (yield* bus.lastContact) ?? startedAt
+    if (now - Math.max(contact, lastFlush) > silenceMs) {
+      yield* flush("silence", { silent_ms: now - contact })
+    }
+  })
+
+  // A queue made at this start missed everything published before it; data kept on disk may be stale.
+  if (bus.queueCreated && (yield* Effect.orElseSucceed(store.info, () => undefined))?.keys !== 0) {
+    yield* flush("queue-created", { instance: bus.instanceId })
+  }
+
+  yield* bus.deliveries.pipe(
+    Stream.runForEach(handle),
+    Effect.tapCause((cause) => Effect.logError("the invalidation consumer stopped; restarting it", cause)),
+    Effect.retry(Schedule.spaced("1 second")),
+    Effect.forkScoped
+  )
+  yield* check.pipe(Effect.repeat(Schedule.spaced(options.checkInterval ?? "1 second")), Effect.forkScoped)
+
+  return SyncConsumer.of({ stats: Effect.sync(() => ({ ...stats })), check })
+})
 
 /** The consumer as a background layer over the cache and the bus in context. */
 export const layer = (

@@ -116,142 +116,140 @@ const fail = (tally: Tally, key: string, message: string) => {
 }
 
 /** Sets up a run: the tally and the function that warms one batch of valid, distinct keys. */
-const start = <A>(options: WarmOptions<A>) =>
-  Effect.gen(function* () {
-    const cache = yield* Cache
-    const source = yield* DataSource
-    const concurrency = Math.max(1, options.concurrency ?? 8)
-    const startedAt = yield* Clock.currentTimeMillis
-    const tally: Tally = { total: 0, done: 0, warmed: 0, alreadyCached: 0, missing: 0, failed: 0, failures: [] }
-    // Calls to the source, batches and per-key fallbacks together, stay within `concurrency`.
-    const slots = yield* Semaphore.make(concurrency)
-    const loadOptions = { schema: options.schema ?? (anyJson as ValueSchema<A>), ttl: options.ttl, tags: options.tags }
+const start = Effect.fnUntraced(function* <A>(options: WarmOptions<A>) {
+  const cache = yield* Cache
+  const source = yield* DataSource
+  const concurrency = Math.max(1, options.concurrency ?? 8)
+  const startedAt = yield* Clock.currentTimeMillis
+  const tally: Tally = { total: 0, done: 0, warmed: 0, alreadyCached: 0, missing: 0, failed: 0, failures: [] }
+  // Calls to the source, batches and per-key fallbacks together, stay within `concurrency`.
+  const slots = yield* Semaphore.make(concurrency)
+  const loadOptions = { schema: options.schema ?? (anyJson as ValueSchema<A>), ttl: options.ttl, tags: options.tags }
 
-    /**
-     * Runs `getMany` on `keys` with a source that records which keys it was asked for and which it found, so the
-     * answer can be told apart: filled, already cached, missing, or found but not decodable. Answers undefined
-     * when done, or the failure with whether this run's own load failed (as opposed to a joined one).
-     */
-    const attempt = (
-      keys: ReadonlyArray<string>,
-      load: DataSourceShape["loadMany"]
-    ): Effect.Effect<{ readonly cause: Cause.Cause<unknown>; readonly own: boolean } | undefined> => {
-      const asked = new Set<string>()
-      const found = new Set<string>()
-      const recording: DataSourceShape = {
-        ...source,
-        loadMany: (batch) =>
-          Effect.map(slots.withPermits(1)(load(batch)), (loaded) => {
-            for (const key of loaded.keys()) found.add(key)
-            return loaded
-          }).pipe(
-            Effect.ensuring(
-              Effect.sync(() => {
-                for (const key of batch) asked.add(key)
-              })
-            )
+  /**
+   * Runs `getMany` on `keys` with a source that records which keys it was asked for and which it found, so the
+   * answer can be told apart: filled, already cached, missing, or found but not decodable. Answers undefined
+   * when done, or the failure with whether this run's own load failed (as opposed to a joined one).
+   */
+  const attempt = (
+    keys: ReadonlyArray<string>,
+    load: DataSourceShape["loadMany"]
+  ): Effect.Effect<{ readonly cause: Cause.Cause<unknown>; readonly own: boolean } | undefined> => {
+    const asked = new Set<string>()
+    const found = new Set<string>()
+    const recording: DataSourceShape = {
+      ...source,
+      loadMany: (batch) =>
+        Effect.map(slots.withPermits(1)(load(batch)), (loaded) => {
+          for (const key of loaded.keys()) found.add(key)
+          return loaded
+        }).pipe(
+          Effect.ensuring(
+            Effect.sync(() => {
+              for (const key of batch) asked.add(key)
+            })
           )
+        )
+    }
+    return cache.getMany(keys, loadOptions).pipe(
+      Effect.provideService(DataSource, recording),
+      Effect.exit,
+      Effect.flatMap((exit) => {
+        if (Exit.isFailure(exit)) {
+          // An interrupted run stops (an interrupts-only cause carries no error, so it is a Cause<never>); any
+          // other failure is the source's, or a defect in it.
+          return Cause.hasInterruptsOnly(exit.cause)
+            ? Effect.failCause(exit.cause as Cause.Cause<never>)
+            : Effect.succeed({ cause: exit.cause, own: keys.every((key) => asked.has(key)) })
+        }
+        for (const key of keys) {
+          if (exit.value.has(key)) {
+            tally.warmed++
+            if (!asked.has(key)) tally.alreadyCached++
+          } else if (found.has(key)) fail(tally, key, "the source's value does not decode with the schema")
+          else tally.missing++
+        }
+        return Effect.succeed(undefined)
+      })
+    )
+  }
+
+  /** One key at a time through `load`, isolating the keys that make a batch fail. */
+  const loadOne: DataSourceShape["loadMany"] = (keys) =>
+    Effect.map(
+      Effect.forEach(keys, (key) => Effect.map(source.load(key), (value) => [key, value] as const)),
+      (loaded) => {
+        const found = new Map<string, unknown>()
+        for (const [key, value] of loaded) if (value._tag === "Some") found.set(key, value.value)
+        return found
       }
-      return cache.getMany(keys, loadOptions).pipe(
-        Effect.provideService(DataSource, recording),
-        Effect.exit,
-        Effect.flatMap((exit) => {
-          if (Exit.isFailure(exit)) {
-            // An interrupted run stops (an interrupts-only cause carries no error, so it is a Cause<never>); any
-            // other failure is the source's, or a defect in it.
-            return Cause.hasInterruptsOnly(exit.cause)
-              ? Effect.failCause(exit.cause as Cause.Cause<never>)
-              : Effect.succeed({ cause: exit.cause, own: keys.every((key) => asked.has(key)) })
-          }
-          for (const key of keys) {
-            if (exit.value.has(key)) {
-              tally.warmed++
-              if (!asked.has(key)) tally.alreadyCached++
-            } else if (found.has(key)) fail(tally, key, "the source's value does not decode with the schema")
-            else tally.missing++
-          }
-          return Effect.succeed(undefined)
+    )
+
+  /**
+   * Warms `key` alone. A failure counts only when this run's own load of the key failed: a key can join a load
+   * already in flight (the failed batch's, while the cache is still retiring it, or a caller's), whose failure
+   * says nothing about the key, so that is tried again a few times.
+   */
+  const warmOne = (key: string, tries = 3): Effect.Effect<void> =>
+    Effect.flatMap(attempt([key], loadOne), (failure) => {
+      if (failure === undefined) return Effect.void
+      if (!failure.own && tries > 1) return Effect.andThen(Effect.yieldNow, warmOne(key, tries - 1))
+      fail(tally, key, messageOf(failure.cause))
+      return Effect.void
+    })
+
+  const warmBatch = Effect.fnUntraced(function* (keys: ReadonlyArray<string>): Effect.fn.Return<void> {
+    const failure = yield* attempt(keys, source.loadMany)
+    if (failure !== undefined) {
+      yield* Effect.logWarning("warm batch failed; loading its keys one by one").pipe(
+        Effect.annotateLogs({ keys: keys.length, error: messageOf(failure.cause) })
+      )
+      yield* Effect.forEach(keys, (key) => warmOne(key), { concurrency, discard: true })
+    }
+    tally.done += keys.length
+    if (options.onProgress !== undefined) yield* options.onProgress(tally.done, tally.total)
+  })
+
+  /** Counts `key` in the run; answers whether it should be loaded (valid, not seen before). */
+  const seen = new Set<string>()
+  const admit = (key: string): boolean => {
+    if (seen.has(key)) return false
+    seen.add(key)
+    tally.total++
+    const invalid = CacheKey.validate(key)
+    if (invalid === undefined) return true
+    fail(tally, key, invalid)
+    tally.done++
+    return false
+  }
+
+  const report = Effect.map(Clock.currentTimeMillis, (now): WarmReport => ({
+    total: tally.total,
+    warmed: tally.warmed,
+    alreadyCached: tally.alreadyCached,
+    missing: tally.missing,
+    failed: tally.failed,
+    durationMs: now - startedAt,
+    failures: tally.failures
+  }))
+
+  const logged = (what: string, extra: Record<string, unknown>) =>
+    Effect.tap(report, (r) =>
+      Effect.logInfo(`${what} finished`).pipe(
+        Effect.annotateLogs({
+          ...extra,
+          total: r.total,
+          warmed: r.warmed,
+          alreadyCached: r.alreadyCached,
+          missing: r.missing,
+          failed: r.failed,
+          durationMs: r.durationMs
         })
       )
-    }
+    )
 
-    /** One key at a time through `load`, isolating the keys that make a batch fail. */
-    const loadOne: DataSourceShape["loadMany"] = (keys) =>
-      Effect.map(
-        Effect.forEach(keys, (key) => Effect.map(source.load(key), (value) => [key, value] as const)),
-        (loaded) => {
-          const found = new Map<string, unknown>()
-          for (const [key, value] of loaded) if (value._tag === "Some") found.set(key, value.value)
-          return found
-        }
-      )
-
-    /**
-     * Warms `key` alone. A failure counts only when this run's own load of the key failed: a key can join a load
-     * already in flight (the failed batch's, while the cache is still retiring it, or a caller's), whose failure
-     * says nothing about the key, so that is tried again a few times.
-     */
-    const warmOne = (key: string, tries = 3): Effect.Effect<void> =>
-      Effect.flatMap(attempt([key], loadOne), (failure) => {
-        if (failure === undefined) return Effect.void
-        if (!failure.own && tries > 1) return Effect.andThen(Effect.yieldNow, warmOne(key, tries - 1))
-        fail(tally, key, messageOf(failure.cause))
-        return Effect.void
-      })
-
-    const warmBatch = (keys: ReadonlyArray<string>): Effect.Effect<void> =>
-      Effect.gen(function* () {
-        const failure = yield* attempt(keys, source.loadMany)
-        if (failure !== undefined) {
-          yield* Effect.logWarning("warm batch failed; loading its keys one by one").pipe(
-            Effect.annotateLogs({ keys: keys.length, error: messageOf(failure.cause) })
-          )
-          yield* Effect.forEach(keys, (key) => warmOne(key), { concurrency, discard: true })
-        }
-        tally.done += keys.length
-        if (options.onProgress !== undefined) yield* options.onProgress(tally.done, tally.total)
-      })
-
-    /** Counts `key` in the run; answers whether it should be loaded (valid, not seen before). */
-    const seen = new Set<string>()
-    const admit = (key: string): boolean => {
-      if (seen.has(key)) return false
-      seen.add(key)
-      tally.total++
-      const invalid = CacheKey.validate(key)
-      if (invalid === undefined) return true
-      fail(tally, key, invalid)
-      tally.done++
-      return false
-    }
-
-    const report = Effect.map(Clock.currentTimeMillis, (now): WarmReport => ({
-      total: tally.total,
-      warmed: tally.warmed,
-      alreadyCached: tally.alreadyCached,
-      missing: tally.missing,
-      failed: tally.failed,
-      durationMs: now - startedAt,
-      failures: tally.failures
-    }))
-
-    const logged = (what: string, extra: Record<string, unknown>) =>
-      Effect.tap(report, (r) =>
-        Effect.logInfo(`${what} finished`).pipe(
-          Effect.annotateLogs({
-            ...extra,
-            total: r.total,
-            warmed: r.warmed,
-            alreadyCached: r.alreadyCached,
-            missing: r.missing,
-            failed: r.failed,
-            durationMs: r.durationMs
-          })
-        )
-      )
-
-    return { admit, warmBatch, concurrency, report, logged }
-  })
+  return { admit, warmBatch, concurrency, report, logged }
+})
 
 const batchSizeOf = (options: WarmOptions<unknown>) => Math.max(1, options.batchSize ?? 100)
 
@@ -259,49 +257,47 @@ const batchSizeOf = (options: WarmOptions<unknown>) => Math.max(1, options.batch
  * Loads `keys` into the cache in the context, from the `DataSource`, in batches, without publishing anything.
  * Never fails: every key ends up warmed, missing or failed in the report; a summary is logged.
  */
-export const warm = <A = unknown>(
+export const warm = Effect.fn("Warm.warm")(function* <A = unknown>(
   keys: Iterable<string>,
   options: WarmOptions<A> = {}
-): Effect.Effect<WarmReport, never, Cache | DataSource> =>
-  Effect.gen(function* () {
-    const run = yield* start(options)
-    const valid = [...keys].filter(run.admit)
-    const size = batchSizeOf(options as WarmOptions<unknown>)
-    const batches: Array<ReadonlyArray<string>> = []
-    for (let i = 0; i < valid.length; i += size) batches.push(valid.slice(i, i + size))
-    yield* Effect.forEach(batches, run.warmBatch, { concurrency: run.concurrency, discard: true })
-    return yield* run.logged("warm", {})
-  }).pipe(Effect.withSpan("Warm.warm"))
+): Effect.fn.Return<WarmReport, never, Cache | DataSource> {
+  const run = yield* start(options)
+  const valid = [...keys].filter(run.admit)
+  const size = batchSizeOf(options as WarmOptions<unknown>)
+  const batches: Array<ReadonlyArray<string>> = []
+  for (let i = 0; i < valid.length; i += size) batches.push(valid.slice(i, i + size))
+  yield* Effect.forEach(batches, run.warmBatch, { concurrency: run.concurrency, discard: true })
+  return yield* run.logged("warm", {})
+})
 
 /**
  * Warms every key the `DataSource` lists for the glob `pattern`, as `warm` does, batching keys as they are listed.
  * Fails when the source cannot list keys, or when listing itself fails (the keys warmed until then stay warm).
  */
-export const warmByPattern = <A = unknown>(
+export const warmByPattern = Effect.fn("Warm.warmByPattern")(function* <A = unknown>(
   pattern: string,
   options: WarmOptions<A> = {}
-): Effect.Effect<WarmReport, KeyListingUnsupportedError | LoadError, Cache | DataSource> =>
-  Effect.gen(function* () {
-    const source = yield* DataSource
-    if (source.keys === undefined) {
-      return yield* new KeyListingUnsupportedError({
-        pattern,
-        message: "this data source cannot list its keys; warm a list of keys instead"
-      })
-    }
-    const run = yield* start(options)
-    yield* source.keys(pattern).pipe(
-      Stream.filter(run.admit),
-      Stream.grouped(batchSizeOf(options as WarmOptions<unknown>)),
-      Stream.mapEffect(run.warmBatch, { concurrency: run.concurrency }),
-      Stream.runDrain,
-      Effect.tapError((error) =>
-        Effect.flatMap(run.report, (r) =>
-          Effect.logWarning("warm by pattern stopped: listing keys failed").pipe(
-            Effect.annotateLogs({ pattern, error: error.message, warmed: r.warmed, failed: r.failed })
-          )
+): Effect.fn.Return<WarmReport, KeyListingUnsupportedError | LoadError, Cache | DataSource> {
+  const source = yield* DataSource
+  if (source.keys === undefined) {
+    return yield* new KeyListingUnsupportedError({
+      pattern,
+      message: "this data source cannot list its keys; warm a list of keys instead"
+    })
+  }
+  const run = yield* start(options)
+  yield* source.keys(pattern).pipe(
+    Stream.filter(run.admit),
+    Stream.grouped(batchSizeOf(options as WarmOptions<unknown>)),
+    Stream.mapEffect(run.warmBatch, { concurrency: run.concurrency }),
+    Stream.runDrain,
+    Effect.tapError((error) =>
+      Effect.flatMap(run.report, (r) =>
+        Effect.logWarning("warm by pattern stopped: listing keys failed").pipe(
+          Effect.annotateLogs({ pattern, error: error.message, warmed: r.warmed, failed: r.failed })
         )
       )
     )
-    return yield* run.logged("warm by pattern", { pattern })
-  }).pipe(Effect.withSpan("Warm.warmByPattern"))
+  )
+  return yield* run.logged("warm by pattern", { pattern })
+})

@@ -61,89 +61,89 @@ export interface Options<A = unknown> extends Omit<Warm.WarmOptions<A>, "onProgr
 
 const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error))
 
+/** Starts re-warming `options.keys` on `options.schedule` in the current scope; answers the running schedule. */
+const make = Effect.fnUntraced(function* <A>(options: Options<A>) {
+  const scope = yield* Effect.scope
+  const last = yield* Ref.make(Option.none<ScheduledRun>())
+  let runs = 0
+  let skipped = 0
+  let running = false
+  const { keys, schedule, ...warmOptions } = options
+  const readKeys = Array.isArray(keys)
+    ? Effect.succeed(keys as ReadonlyArray<string>)
+    : (keys as Effect.Effect<ReadonlyArray<string>, unknown>)
+
+  const run = Effect.gen(function* () {
+    const startedAtMs = yield* Clock.currentTimeMillis
+    const read = yield* Effect.result(readKeys)
+    const report = Result.isSuccess(read) ? yield* Warm.warm(read.success, warmOptions) : undefined
+    const endedAtMs = yield* Clock.currentTimeMillis
+    const finished: ScheduledRun = {
+      startedAtMs,
+      durationMs: endedAtMs - startedAtMs,
+      report,
+      error: Result.isFailure(read) ? messageOf(read.failure) : undefined
+    }
+    yield* Ref.set(last, Option.some(finished))
+    runs++
+    yield* Metric.update(runsTotal, 1)
+    yield* Metric.update(lastRunTimestamp, endedAtMs / 1000)
+    yield* Metric.update(lastDuration, finished.durationMs)
+    if (report === undefined) {
+      yield* Effect.logWarning("scheduled warm-up could not read its keys").pipe(
+        Effect.annotateLogs({ error: finished.error })
+      )
+      return
+    }
+    yield* Metric.update(warmedTotal, report.warmed)
+    yield* Metric.update(failedTotal, report.failed)
+    yield* Metric.update(missingTotal, report.missing)
+    yield* Effect.logInfo("scheduled warm-up finished").pipe(
+      Effect.annotateLogs({
+        total: report.total,
+        warmed: report.warmed,
+        alreadyCached: report.alreadyCached,
+        missing: report.missing,
+        failed: report.failed,
+        durationMs: finished.durationMs,
+        skipped
+      })
+    )
+  }).pipe(
+    Effect.catchCause((cause) =>
+      Cause.hasInterruptsOnly(cause)
+        ? Effect.failCause(cause)
+        : Effect.logError("scheduled warm-up failed").pipe(Effect.annotateLogs({ cause: Cause.pretty(cause) }))
+    ),
+    Effect.ensuring(Effect.sync(() => void (running = false)))
+  )
+
+  // A tick is instantaneous: it starts a run in the background, or counts a skip when one is still going, so
+  // the schedule keeps its cadence however long runs take.
+  const tick = Effect.suspend(() => {
+    if (running) {
+      skipped++
+      return Effect.andThen(
+        Metric.update(skippedTotal, 1),
+        Effect.logWarning("scheduled warm-up tick skipped: the previous run is still going")
+      )
+    }
+    running = true
+    return Effect.asVoid(Effect.forkIn(run, scope))
+  })
+  yield* Effect.forkScoped(Effect.schedule(tick, schedule))
+
+  return WarmSchedule.of({
+    lastRun: Ref.get(last),
+    runs: Effect.sync(() => runs),
+    skipped: Effect.sync(() => skipped),
+    running: Effect.sync(() => running)
+  })
+})
+
 /** Re-warms `options.keys` on `options.schedule` while the layer's scope is open; see the module header. */
 export const layer = <A = unknown>(options: Options<A>): Layer.Layer<WarmSchedule, never, Cache | DataSource> =>
-  Layer.effect(
-    WarmSchedule,
-    Effect.gen(function* () {
-      const scope = yield* Effect.scope
-      const last = yield* Ref.make(Option.none<ScheduledRun>())
-      let runs = 0
-      let skipped = 0
-      let running = false
-      const { keys, schedule, ...warmOptions } = options
-      const readKeys = Array.isArray(keys)
-        ? Effect.succeed(keys as ReadonlyArray<string>)
-        : (keys as Effect.Effect<ReadonlyArray<string>, unknown>)
-
-      const run = Effect.gen(function* () {
-        const startedAtMs = yield* Clock.currentTimeMillis
-        const read = yield* Effect.result(readKeys)
-        const report = Result.isSuccess(read) ? yield* Warm.warm(read.success, warmOptions) : undefined
-        const endedAtMs = yield* Clock.currentTimeMillis
-        const finished: ScheduledRun = {
-          startedAtMs,
-          durationMs: endedAtMs - startedAtMs,
-          report,
-          error: Result.isFailure(read) ? messageOf(read.failure) : undefined
-        }
-        yield* Ref.set(last, Option.some(finished))
-        runs++
-        yield* Metric.update(runsTotal, 1)
-        yield* Metric.update(lastRunTimestamp, endedAtMs / 1000)
-        yield* Metric.update(lastDuration, finished.durationMs)
-        if (report === undefined) {
-          yield* Effect.logWarning("scheduled warm-up could not read its keys").pipe(
-            Effect.annotateLogs({ error: finished.error })
-          )
-          return
-        }
-        yield* Metric.update(warmedTotal, report.warmed)
-        yield* Metric.update(failedTotal, report.failed)
-        yield* Metric.update(missingTotal, report.missing)
-        yield* Effect.logInfo("scheduled warm-up finished").pipe(
-          Effect.annotateLogs({
-            total: report.total,
-            warmed: report.warmed,
-            alreadyCached: report.alreadyCached,
-            missing: report.missing,
-            failed: report.failed,
-            durationMs: finished.durationMs,
-            skipped
-          })
-        )
-      }).pipe(
-        Effect.catchCause((cause) =>
-          Cause.hasInterruptsOnly(cause)
-            ? Effect.failCause(cause)
-            : Effect.logError("scheduled warm-up failed").pipe(Effect.annotateLogs({ cause: Cause.pretty(cause) }))
-        ),
-        Effect.ensuring(Effect.sync(() => void (running = false)))
-      )
-
-      // A tick is instantaneous: it starts a run in the background, or counts a skip when one is still going, so
-      // the schedule keeps its cadence however long runs take.
-      const tick = Effect.suspend(() => {
-        if (running) {
-          skipped++
-          return Effect.andThen(
-            Metric.update(skippedTotal, 1),
-            Effect.logWarning("scheduled warm-up tick skipped: the previous run is still going")
-          )
-        }
-        running = true
-        return Effect.asVoid(Effect.forkIn(run, scope))
-      })
-      yield* Effect.forkScoped(Effect.schedule(tick, schedule))
-
-      return WarmSchedule.of({
-        lastRun: Ref.get(last),
-        runs: Effect.sync(() => runs),
-        skipped: Effect.sync(() => skipped),
-        running: Effect.sync(() => running)
-      })
-    })
-  )
+  Layer.effect(WarmSchedule, make(options))
 
 /** Parses a cron expression; an invalid one is an `InvalidConfigError` naming `variable`. */
 export const parseCron = (

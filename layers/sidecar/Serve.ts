@@ -176,11 +176,15 @@ export const layer = Layer.unwrap(
     const store = yield* storeFromConfig(config, instanceId)
     const bus = yield* busFromConfig(config, instanceId)
     const cacheOptions: Cache.CacheOptions = { defaultTtl: Duration.seconds(config.defaultTtlSeconds) }
-    const cache =
+    // The synced cache provides a SyncConsumer, and its stats report it.
+    const instrumented =
       bus === undefined
-        ? Cache.layer(cacheOptions).pipe(Layer.provideMerge(store))
-        : CacheLayers.layerSynced({ store, bus, cache: cacheOptions })
-    const instrumented = Stats.layerInstrumented({ instanceId }).pipe(Layer.provideMerge(cache))
+        ? Stats.layerInstrumented({ instanceId }).pipe(
+            Layer.provideMerge(Cache.layer(cacheOptions).pipe(Layer.provideMerge(store)))
+          )
+        : Stats.layerInstrumentedSynced({ instanceId }).pipe(
+            Layer.provideMerge(CacheLayers.layerSynced({ store, bus, cache: cacheOptions }))
+          )
     const source =
       service.source === "http"
         ? HttpDataSource.layerConfig

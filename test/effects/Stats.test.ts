@@ -188,19 +188,34 @@ describe("Stats.snapshot", () => {
     })
   )
 
-  it.effect("includes the sync consumer's counters when one is in context, and omits them otherwise", () =>
-    Effect.gen(function* () {
-      const counts = { received: 5, applied: 3, duplicates: 1, own: 1, malformed: 0, flushes: 0 }
-      const consumer = Layer.succeed(
-        SyncConsumer,
-        SyncConsumer.of({ stats: Effect.succeed(counts), check: Effect.void })
+  describe("the sync section", () => {
+    const counts = { received: 5, applied: 3, duplicates: 1, own: 1, malformed: 0, flushes: 0 }
+    const consumer = Layer.succeed(SyncConsumer, SyncConsumer.of({ stats: Effect.succeed(counts), check: Effect.void }))
+    const cacheWithConsumer = Cache.layer().pipe(Layer.provideMerge(MemoryStore.layer), Layer.provideMerge(consumer))
+    const snapshotFrom = (stats: Layer.Layer<Stats.Stats, never, Cache.Cache | CacheStore | SyncConsumer>) =>
+      snapshot.pipe(
+        Effect.provide(Layer.fresh(stats.pipe(Layer.provide(cacheWithConsumer)))),
+        Effect.provideService(Metric.MetricRegistry, new Map())
       )
-      const synced = yield* snapshot.pipe(withStats(), Effect.provide(consumer))
-      assert.deepStrictEqual(synced.sync, counts)
-      const alone = yield* snapshot.pipe(withStats())
-      assert.isFalse("sync" in alone)
-    })
-  )
+
+    it.effect("layerInstrumentedSynced and layerSynced report the SyncConsumer's counters", () =>
+      Effect.gen(function* () {
+        const instrumented = yield* snapshotFrom(Stats.layerInstrumentedSynced({ instanceId: "synced" }))
+        assert.deepStrictEqual(instrumented.sync, counts)
+        const plain = yield* snapshotFrom(Stats.layerSynced({ instanceId: "synced" }))
+        assert.deepStrictEqual(plain.sync, counts)
+      })
+    )
+
+    it.effect("layerInstrumented and layer have no sync section, even with a SyncConsumer in context", () =>
+      Effect.gen(function* () {
+        const instrumented = yield* snapshotFrom(Stats.layerInstrumented({ instanceId: "alone" }))
+        assert.isFalse("sync" in instrumented)
+        const plain = yield* snapshotFrom(Stats.layer({ instanceId: "alone" }))
+        assert.isFalse("sync" in plain)
+      })
+    )
+  })
 
   it.effect("Stats.layer alone records no operations, and still reports the cache's counters", () =>
     Effect.gen(function* () {

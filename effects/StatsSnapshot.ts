@@ -1,0 +1,157 @@
+/**
+ * The shape of a cache instance's stats, as Schemas: the snapshot the REST API answers at `/api/v1/cache/stats`
+ * and `PromiseCache.stats()` resolves with (the seed's fields first, then health, latency, counters, alerts), and
+ * the alert thresholds. It holds no state and imports only `effect`, so clients can decode a snapshot without the
+ * stats machinery.
+ */
+import { Schema } from "effect"
+
+/** The operations whose count and latency are recorded; structured reads and writes are grouped. */
+export const Operation = Schema.Literals([
+  "get",
+  "set",
+  "delete",
+  "getOrLoad",
+  "getMany",
+  "invalidate",
+  "read",
+  "write"
+])
+export type Operation = typeof Operation.Type
+
+/** Every operation, in the order the snapshot lists them. */
+export const operations: ReadonlyArray<Operation> = Operation.literals
+
+/** Latency percentiles of one operation in milliseconds, over its most recent samples (0 with no samples). */
+export const LatencyPercentiles = Schema.Struct({
+  p50: Schema.Number,
+  p95: Schema.Number,
+  p99: Schema.Number,
+  /** How many recent samples the percentiles are taken over (at most `latencySamples`). */
+  samples: Schema.Number
+})
+export type LatencyPercentiles = typeof LatencyPercentiles.Type
+
+/** Which alert conditions hold. */
+export const Alerts = Schema.Struct({
+  /** The hit rate over the window is below the threshold (once the window holds enough lookups). */
+  low_hit_rate: Schema.Boolean,
+  /** The store uses more than the threshold fraction of its memory limit. */
+  high_memory: Schema.Boolean,
+  /** Degraded reads and failed writes exceed the threshold fraction of the window's operations. */
+  high_error_rate: Schema.Boolean,
+  /** The store does not answer PING. */
+  store_down: Schema.Boolean
+})
+export type Alerts = typeof Alerts.Type
+/** The name of an alert. */
+export type AlertName = keyof Alerts
+
+/** Every alert, in the order the snapshot lists them. */
+export const alertNames: ReadonlyArray<AlertName> = ["low_hit_rate", "high_memory", "high_error_rate", "store_down"]
+
+/** What the sync consumer did, when the instance runs one. */
+export const SyncSnapshot = Schema.Struct({
+  received: Schema.Number,
+  applied: Schema.Number,
+  duplicates: Schema.Number,
+  own: Schema.Number,
+  malformed: Schema.Number,
+  flushes: Schema.Number
+})
+export type SyncSnapshot = typeof SyncSnapshot.Type
+
+/** The cache's own counters since it started. */
+export const CacheCounters = Schema.Struct({
+  loads: Schema.Number,
+  load_failures: Schema.Number,
+  shared_loads: Schema.Number,
+  fills: Schema.Number,
+  fenced_fills: Schema.Number,
+  decode_failures: Schema.Number,
+  degraded_reads: Schema.Number,
+  failed_writes: Schema.Number,
+  breaker: Schema.Literals(["closed", "open", "probing"]),
+  breaker_opened: Schema.Number,
+  /** Keys to invalidate when the store recovers (0 when `flush_on_recovery`). */
+  pending_invalidations: Schema.Number,
+  /** Too many keys failed to be remembered one by one: the whole store is flushed when it recovers. */
+  flush_on_recovery: Schema.Boolean
+})
+export type CacheCounters = typeof CacheCounters.Type
+
+/** The rates the alerts are computed from: the window's operations, lookups and errors. */
+export const WindowSnapshot = Schema.Struct({
+  /** The span the numbers cover: the configured window, or less while the instance is younger than it. */
+  seconds: Schema.Number,
+  operations: Schema.Number,
+  lookups: Schema.Number,
+  hit_rate: Schema.Number,
+  /** Degraded reads plus failed writes. */
+  errors: Schema.Number,
+  error_rate: Schema.Number
+})
+export type WindowSnapshot = typeof WindowSnapshot.Type
+
+/** The stats of an instance: the seed's fields first, then health, latency, counters and alerts. */
+export const StatsSnapshot = Schema.Struct({
+  instance_id: Schema.String,
+  /** Keys in the store (Redis: DBSIZE). This and the other store fields keep their last value while it is down. */
+  total_keys: Schema.Number,
+  memory_used: Schema.Number,
+  /** Bytes; 0 means unlimited (or a store without a limit, such as memory). */
+  memory_limit: Schema.Number,
+  /** `memory_used / memory_limit * 100`, 0 without a limit. */
+  memory_usage_percent: Schema.Number,
+  hits: Schema.Number,
+  misses: Schema.Number,
+  /** `hits / (hits + misses)` since start, a fraction in 0..1; 0 before any lookup. */
+  hit_rate: Schema.Number,
+  evictions: Schema.Number,
+  /** Operations through the instrumented cache over the sliding window, per second. */
+  operations_per_second: Schema.Number,
+  uptime_seconds: Schema.Number,
+  /** The store's kind by its last INFO; `redis` if it has never answered (a memory store always answers). */
+  store: Schema.Literals(["redis", "memory"]),
+  store_up: Schema.Boolean,
+  tag_index_entries: Schema.Number,
+  latency_ms: Schema.Struct({
+    get: LatencyPercentiles,
+    set: LatencyPercentiles,
+    delete: LatencyPercentiles,
+    getOrLoad: LatencyPercentiles,
+    getMany: LatencyPercentiles,
+    invalidate: LatencyPercentiles,
+    read: LatencyPercentiles,
+    write: LatencyPercentiles
+  }),
+  window: WindowSnapshot,
+  cache: CacheCounters,
+  /** Present when the instance runs a sync consumer. */
+  sync: Schema.optionalKey(SyncSnapshot),
+  alerts: Alerts
+})
+export type StatsSnapshot = typeof StatsSnapshot.Type
+
+/** When the alerts fire. */
+export interface AlertThresholds {
+  /** `low_hit_rate` fires below this hit rate. Default 0.85. */
+  readonly hitRate: number
+  /** `high_memory` fires above this fraction of the memory limit. Default 0.9. */
+  readonly memoryRatio: number
+  /** `high_error_rate` fires above this fraction of failed or degraded operations. Default 0.01. */
+  readonly errorRate: number
+  /** `low_hit_rate` is evaluated only once the window holds this many lookups. Default 100. */
+  readonly minLookups: number
+  /** `high_error_rate` is evaluated only once the window holds this many operations. Default 100. */
+  readonly minOperations: number
+}
+
+/** The default thresholds: the seed's 85% hit rate, 90% memory, 1% errors. */
+export const defaultThresholds: AlertThresholds = {
+  hitRate: 0.85,
+  memoryRatio: 0.9,
+  errorRate: 0.01,
+  minLookups: 100,
+  minOperations: 100
+}
