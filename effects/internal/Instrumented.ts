@@ -32,6 +32,7 @@ export const instrument = (inner: Cache["Service"], recorder: Recorder, clock: C
     getOrLoad: (key, load, options) => timed("getOrLoad", () => inner.getOrLoad(key, load, options)),
     getMany: (keys, options) => timed("getMany", () => inner.getMany(keys, options)),
     read: (key) => timed("read", () => inner.read(key)),
+    readEntry: (key) => timed("read", () => inner.readEntry(key)),
     write: (key, value, options) => timed("write", () => inner.write(key, value, options)),
     hashSet: (key, fields, options) => timed("write", () => inner.hashSet(key, fields, options)),
     hashGet: (key, field) => timed("read", () => inner.hashGet(key, field)),
