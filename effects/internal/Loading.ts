@@ -34,6 +34,17 @@ export interface LoadingDeps {
 const noTags: ReadonlyArray<string> = []
 const noneEffect = Effect.succeed(Option.none<never>())
 
+/**
+ * Waits for `flight` and answers its value decoded with this caller's `codec`; `otherwise` when it has none (a
+ * batch found the key missing) or its value does not decode with this caller's schema.
+ */
+const join = <A, E, R>(flight: Flight, codec: Codec<A>, otherwise: () => Effect.Effect<A, E, R>) =>
+  Effect.flatMap(Deferred.await(flight.result) as Effect.Effect<Option.Option<Shared>, E>, (shared) => {
+    if (Option.isNone(shared)) return otherwise()
+    const value = valueFor(shared.value, codec)
+    return Exit.isSuccess(value) ? Effect.succeed(value.value) : otherwise()
+  })
+
 /** The read side over the deps. */
 export const make = (deps: LoadingDeps) => {
   const { counters, entries, fills, flights, guard, scope, store, writeOptions } = deps
@@ -70,17 +81,6 @@ export const make = (deps: LoadingDeps) => {
     counters.hits++
     return Effect.succeed(value)
   }
-
-  /**
-   * Waits for `flight` and answers its value decoded with this caller's `codec`; `otherwise` when it has none (a
-   * batch found the key missing) or its value does not decode with this caller's schema.
-   */
-  const join = <A, E, R>(flight: Flight, codec: Codec<A>, otherwise: () => Effect.Effect<A, E, R>) =>
-    Effect.flatMap(Deferred.await(flight.result) as Effect.Effect<Option.Option<Shared>, E>, (shared) => {
-      if (Option.isNone(shared)) return otherwise()
-      const value = valueFor(shared.value, codec)
-      return Exit.isSuccess(value) ? Effect.succeed(value.value) : otherwise()
-    })
 
   /** Starts the load of `key` in the cache's scope (so one caller's interruption spares the others) and waits. */
   const lead = <A, E, R>(
