@@ -8,7 +8,7 @@
 import { NodeHttpClient } from "@effect/platform-node"
 import { Config, Duration, Effect, Layer, Option, Schedule, Schema, Semaphore } from "effect"
 import { HttpClient, type HttpClientError } from "effect/http"
-import { DataSource, type DataSourceShape, LoadError } from "../../src/DataSource.ts"
+import { DataSource, type DataSourceShape, InvalidSourceOptionsError, LoadError } from "../../src/DataSource.ts"
 
 /** How to reach the source. */
 export interface HttpDataSourceOptions {
@@ -30,12 +30,6 @@ export interface HttpDataSourceOptions {
   /** Keys per batch request (bounds the URL's length). Default 100. */
   readonly batchSize?: number | undefined
 }
-
-/** Options that cannot work, refused when the source is built rather than on its first load. */
-export class InvalidSourceOptionsError extends Schema.TaggedError<InvalidSourceOptionsError>()(
-  "InvalidSourceOptionsError",
-  { option: Schema.String, message: Schema.String }
-) {}
 
 /** Why one attempt failed, and whether trying again could help. */
 class AttemptFailed {

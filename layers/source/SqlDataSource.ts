@@ -6,9 +6,9 @@
  * a text column its string; a row whose value is SQL NULL is a hit with the value `null`.
  */
 import { PgClient } from "@effect/sql-pg"
-import { Config, Effect, Layer, Option, Schema, Stream } from "effect"
+import { Config, Effect, Layer, Option, Stream } from "effect"
 import { SqlClient, type SqlError } from "effect/sql"
-import { DataSource, type DataSourceShape, LoadError } from "../../src/DataSource.ts"
+import { DataSource, type DataSourceShape, InvalidSourceOptionsError, LoadError } from "../../src/DataSource.ts"
 import * as Glob from "../../src/Glob.ts"
 
 /** Where the values live. Names are quoted, so they match exactly as written (case-sensitive). */
@@ -20,12 +20,6 @@ export interface SqlDataSourceOptions {
   /** The column holding the value (json, jsonb or text). Default `value`. */
   readonly valueColumn?: string | undefined
 }
-
-/** Options that cannot work, refused when the source is built rather than on its first load. */
-export class InvalidSourceOptionsError extends Schema.TaggedError<InvalidSourceOptionsError>()(
-  "InvalidSourceOptionsError",
-  { option: Schema.String, message: Schema.String }
-) {}
 
 const identifier = /^[A-Za-z_][A-Za-z0-9_]*$/
 
