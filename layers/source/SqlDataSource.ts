@@ -51,52 +51,6 @@ export type KeyFilter =
 /** The escape character of the `LIKE` patterns (`!` rather than `\`, so it reads the same under any string setting). */
 export const likeEscape = "!"
 
-type Token =
-  | { readonly _tag: "Literal"; readonly char: string }
-  | { readonly _tag: "Star" }
-  | { readonly _tag: "One" }
-  | { readonly _tag: "Class"; readonly negated: boolean; readonly ranges: ReadonlyArray<readonly [number, number]> }
-
-/** The glob's tokens, read exactly as `Glob.matches` reads them (Redis `stringmatchlen`). */
-const tokenize = (p: string): Array<Token> => {
-  const tokens: Array<Token> = []
-  let pi = 0
-  while (pi < p.length) {
-    const c = p[pi]!
-    if (c === "*") {
-      tokens.push({ _tag: "Star" })
-      pi++
-    } else if (c === "?") {
-      tokens.push({ _tag: "One" })
-      pi++
-    } else if (c === "[") {
-      let i = pi + 1
-      const negated = p[i] === "^"
-      if (negated) i++
-      const ranges: Array<readonly [number, number]> = []
-      while (i < p.length && p[i] !== "]") {
-        if (p[i] === "\\" && i + 1 < p.length) {
-          i++
-          ranges.push([p.charCodeAt(i), p.charCodeAt(i)])
-        } else if (i + 2 < p.length && p[i + 1] === "-" && p[i + 2] !== "]") {
-          const lo = p.charCodeAt(i)
-          const hi = p.charCodeAt(i + 2)
-          ranges.push(lo <= hi ? [lo, hi] : [hi, lo])
-          i += 2
-        } else ranges.push([p.charCodeAt(i), p.charCodeAt(i)])
-        i++
-      }
-      tokens.push({ _tag: "Class", negated, ranges })
-      pi = i < p.length ? i + 1 : i
-    } else {
-      if (c === "\\" && pi + 1 < p.length) pi++
-      tokens.push({ _tag: "Literal", char: p[pi]! })
-      pi++
-    }
-  }
-  return tokens
-}
-
 const hex = (code: number, digits: number) => code.toString(16).padStart(digits, "0")
 
 /** A character as a PostgreSQL ARE character-entry escape (`\uXXXX`), valid inside and outside brackets. */
@@ -116,7 +70,7 @@ const regexLiteral = (text: string) => {
  * and `!` as `!%`, `!_`, `!!` in `LIKE`, every non-alphanumeric character as `\uXXXX` in a regular expression.
  */
 export const keyFilter = (pattern: string): KeyFilter => {
-  const tokens = tokenize(pattern)
+  const tokens = Glob.tokenize(pattern)
   if (tokens.length > 0 && tokens.every((token) => token._tag === "Star")) return { _tag: "All" }
   if (tokens.some((token) => token._tag === "Class" && !token.negated && token.ranges.length === 0)) {
     return { _tag: "Nothing" }
