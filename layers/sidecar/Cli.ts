@@ -16,7 +16,8 @@ import * as CacheConfig from "../../src/CacheConfig.ts"
 import * as HttpDataSource from "../source/HttpDataSource.ts"
 import * as KeysFile from "./KeysFile.ts"
 import * as Service from "./Serve.ts"
-import * as SnsSqsBus from "../bus/SnsSqsBus.ts"
+import * as QueueSweeper from "../bus/QueueSweeper.ts"
+import * as SqsQueue from "../bus/SqsQueue.ts"
 
 /** A command that stops with `message` on stderr and the exit code `code` (already reported, not logged again). */
 export class CliFailure extends Data.TaggedError("CliFailure")<{ readonly message: string; readonly code: number }> {
@@ -176,7 +177,9 @@ const warm = Command.make(
     if (Option.isSome(flags.keys)) keys = splitList(flags.keys.value)
     if (Option.isSome(flags.keysFile)) {
       const file = flags.keysFile.value
-      keys = yield* KeysFile.read(file).pipe(Effect.catch((error) => failWith(`cannot read --keys-file ${file}: ${error.reason}`)))
+      keys = yield* KeysFile.read(file).pipe(
+        Effect.catch((error) => failWith(`cannot read --keys-file ${file}: ${error.reason}`))
+      )
     }
     const pattern = Option.getOrUndefined(flags.pattern)
     const progress = progressBar()
@@ -356,7 +359,7 @@ const sweepQueues = Command.make(
   {
     prefix: Flag.String("prefix").pipe(
       Flag.withDescription("queue name prefix of the instances' queues"),
-      Flag.withDefault(SnsSqsBus.defaultQueuePrefix)
+      Flag.withDefault(SqsQueue.defaultQueuePrefix)
     ),
     olderThan: Flag.Int("older-than-minutes").pipe(
       Flag.withDescription("a queue whose heartbeat is older than this is an orphan"),
@@ -365,7 +368,7 @@ const sweepQueues = Command.make(
     topicArn: Flag.String("topic-arn").pipe(Flag.withDescription("unsubscribe orphans from this topic"), Flag.optional)
   },
   Effect.fnUntraced(function* ({ prefix, olderThan, topicArn }) {
-    const swept = yield* SnsSqsBus.sweepOrphanQueues({
+    const swept = yield* QueueSweeper.sweepOrphanQueues({
       prefix,
       olderThan: `${olderThan} minutes`,
       topicArn: Option.getOrUndefined(topicArn)
