@@ -124,10 +124,10 @@ interface Row {
  * Builds the source over the `SqlClient` in context, refusing a table or column name that is not a plain
  * identifier. Names are used as written (the client's name transforms are bypassed).
  */
-export const make = (
+export const make: (
   options: SqlDataSourceOptions
-): Effect.Effect<DataSourceShape, InvalidSourceOptionsError, SqlClient.SqlClient> =>
-  Effect.gen(function* () {
+) => Effect.Effect<DataSourceShape, InvalidSourceOptionsError, SqlClient.SqlClient> = Effect.fn("SqlDataSource.make")(
+  function* (options: SqlDataSourceOptions) {
     const keyColumn = options.keyColumn ?? "key"
     const valueColumn = options.valueColumn ?? "value"
     const invalid =
@@ -179,7 +179,8 @@ export const make = (
     }
 
     return { load, loadMany, keys }
-  })
+  }
+)
 
 /** The source over the `SqlClient` provided to it (e.g. `PgClient.layer`). */
 export const layer = (
