@@ -12,6 +12,12 @@ export class LoadError extends Schema.TaggedError<LoadError>()("LoadError", {
   cause: Schema.optional(Schema.Defect())
 }) {}
 
+/** Options a data source adapter cannot work with, refused when the source is built rather than on its first load. */
+export class InvalidSourceOptionsError extends Schema.TaggedError<InvalidSourceOptionsError>()(
+  "InvalidSourceOptionsError",
+  { option: Schema.String, message: Schema.String }
+) {}
+
 /** The shape a data source provides. */
 export interface DataSourceShape {
   /** The value of `key`, or none when the source has no such key. */

@@ -22,7 +22,7 @@ import * as iam from "aws-cdk-lib/aws-iam"
 import * as logs from "aws-cdk-lib/aws-logs"
 import * as sns from "aws-cdk-lib/aws-sns"
 import type { Construct } from "constructs"
-import * as SnsSqsBus from "../../layers/bus/SnsSqsBus.ts"
+import * as SqsQueue from "../../layers/bus/SqsQueue.ts"
 import { InstanceQueue } from "./InstanceQueue.ts"
 
 /**
@@ -60,7 +60,7 @@ export class CacheStack extends cdk.Stack {
 
   constructor(scope: Construct, id: string, props: CacheStackProps = {}) {
     super(scope, id, props)
-    const prefix = props.queuePrefix ?? SnsSqsBus.defaultQueuePrefix
+    const prefix = props.queuePrefix ?? SqsQueue.defaultQueuePrefix
     const mode = props.queues ?? "self-created"
     const prefixedQueues = `arn:${this.partition}:sqs:${this.region}:${this.account}:${prefix}-*`
 

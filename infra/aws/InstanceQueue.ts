@@ -3,7 +3,7 @@
  * `CACHE_SQS_QUEUE_URL` instead of letting them create `<prefix>-<instance>` at startup): the queue, its
  * dead-letter queue with a redrive policy, a queue policy that lets only the topic send (`aws:SourceArn`), and a
  * raw-delivery subscription whose filter policy keeps the instance's own events out. Names and the filter policy
- * come from layers/SnsSqsBus.ts, so they are exactly what a self-created queue would get.
+ * come from layers/bus/SqsQueue.ts, so they are exactly what a self-created queue would get.
  *
  * Tags: deliberately NOT `embedded-cache:instance` / `embedded-cache:heartbeat` — those mark queues that an
  * instance created itself, and `embedded-cache sweep-queues` deletes such queues once their heartbeat is stale.
@@ -15,7 +15,7 @@ import * as iam from "aws-cdk-lib/aws-iam"
 import * as sns from "aws-cdk-lib/aws-sns"
 import * as sqs from "aws-cdk-lib/aws-sqs"
 import { Construct } from "constructs"
-import * as SnsSqsBus from "../../layers/bus/SnsSqsBus.ts"
+import * as SqsQueue from "../../layers/bus/SqsQueue.ts"
 
 export interface InstanceQueueProps {
   readonly topic: sns.ITopic
@@ -43,9 +43,9 @@ export class InstanceQueue extends Construct {
 
   constructor(scope: Construct, id: string, props: InstanceQueueProps) {
     super(scope, id)
-    const name = SnsSqsBus.queueName(props.prefix ?? SnsSqsBus.defaultQueuePrefix, props.instanceId)
+    const name = SqsQueue.queueName(props.prefix ?? SqsQueue.defaultQueuePrefix, props.instanceId)
     this.deadLetterQueue = new sqs.Queue(this, "DeadLetterQueue", {
-      queueName: SnsSqsBus.dlqName(name),
+      queueName: SqsQueue.dlqName(name),
       retentionPeriod: cdk.Duration.days(14)
     })
     this.queue = new sqs.Queue(this, "Queue", {
@@ -63,7 +63,7 @@ export class InstanceQueue extends Construct {
         conditions: { ArnEquals: { "aws:SourceArn": props.topic.topicArn } }
       })
     )
-    const own = JSON.parse(SnsSqsBus.filterPolicy(props.instanceId)) as {
+    const own = JSON.parse(SqsQueue.filterPolicy(props.instanceId)) as {
       source_instance: [{ "anything-but": Array<string> }]
     }
     this.subscription = new sns.Subscription(this, "Subscription", {

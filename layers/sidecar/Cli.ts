@@ -16,7 +16,8 @@ import * as CacheConfig from "../../src/CacheConfig.ts"
 import * as HttpDataSource from "../source/HttpDataSource.ts"
 import * as KeysFile from "./KeysFile.ts"
 import * as Service from "./Serve.ts"
-import * as SnsSqsBus from "../bus/SnsSqsBus.ts"
+import * as QueueSweeper from "../bus/QueueSweeper.ts"
+import * as SqsQueue from "../bus/SqsQueue.ts"
 
 /** A command that stops with `message` on stderr and the exit code `code` (already reported, not logged again). */
 export class CliFailure extends Data.TaggedError("CliFailure")<{ readonly message: string; readonly code: number }> {
@@ -352,7 +353,7 @@ const sweepQueues = Command.make(
   {
     prefix: Flag.String("prefix").pipe(
       Flag.withDescription("queue name prefix of the instances' queues"),
-      Flag.withDefault(SnsSqsBus.defaultQueuePrefix)
+      Flag.withDefault(SqsQueue.defaultQueuePrefix)
     ),
     olderThan: Flag.Int("older-than-minutes").pipe(
       Flag.withDescription("a queue whose heartbeat is older than this is an orphan"),
@@ -361,7 +362,7 @@ const sweepQueues = Command.make(
     topicArn: Flag.String("topic-arn").pipe(Flag.withDescription("unsubscribe orphans from this topic"), Flag.optional)
   },
   Effect.fnUntraced(function* ({ prefix, olderThan, topicArn }) {
-    const swept = yield* SnsSqsBus.sweepOrphanQueues({
+    const swept = yield* QueueSweeper.sweepOrphanQueues({
       prefix,
       olderThan: `${olderThan} minutes`,
       topicArn: Option.getOrUndefined(topicArn)

@@ -8,7 +8,7 @@
 import { NodeHttpClient } from "@effect/platform-node"
 import { Config, Duration, Effect, Layer, Option, Schedule, Schema, Semaphore } from "effect"
 import { HttpClient, type HttpClientError } from "effect/http"
-import { DataSource, type DataSourceShape, LoadError } from "../../src/DataSource.ts"
+import { DataSource, type DataSourceShape, InvalidSourceOptionsError, LoadError } from "../../src/DataSource.ts"
 
 /** How to reach the source. */
 export interface HttpDataSourceOptions {
@@ -30,12 +30,6 @@ export interface HttpDataSourceOptions {
   /** Keys per batch request (bounds the URL's length). Default 100. */
   readonly batchSize?: number | undefined
 }
-
-/** Options that cannot work, refused when the source is built rather than on its first load. */
-export class InvalidSourceOptionsError extends Schema.TaggedError<InvalidSourceOptionsError>()(
-  "InvalidSourceOptionsError",
-  { option: Schema.String, message: Schema.String }
-) {}
 
 /** Why one attempt failed, and whether trying again could help. */
 class AttemptFailed {
@@ -99,125 +93,135 @@ const transportFailure = (error: HttpClientError.HttpClientError): AttemptFailed
   return new AttemptFailed(retryable, error.message, error)
 }
 
+/** The options with their defaults, or the first one that cannot work. */
+const settingsOf = (options: HttpDataSourceOptions) => {
+  const retries = options.retries ?? 2
+  const concurrency = options.concurrency ?? 16
+  const batchSize = options.batchSize ?? 100
+  const timeoutMs = Duration.toMillis(options.timeout ?? "2 seconds")
+  const invalid =
+    checkTemplate("urlTemplate", options.urlTemplate, "{key}") ??
+    (options.batchUrl === undefined ? undefined : checkTemplate("batchUrl", options.batchUrl, "{keys}")) ??
+    checkCount("retries", retries, 0) ??
+    checkCount("concurrency", concurrency, 1) ??
+    checkCount("batchSize", batchSize, 1) ??
+    (timeoutMs > 0
+      ? undefined
+      : new InvalidSourceOptionsError({ option: "timeout", message: "timeout must be longer than zero" }))
+  return invalid !== undefined ? Effect.fail(invalid) : Effect.succeed({ retries, concurrency, batchSize, timeoutMs })
+}
+
+/** The values a batch answer holds for `keys`, or why it holds none (a 404 holds none and is no failure). */
+const batchValues = (answer: Answer, keys: ReadonlyArray<string>): ReadonlyMap<string, unknown> | string => {
+  if (answer.status === 404) return new Map<string, unknown>()
+  if (answer.status !== 200) return `answered status ${answer.status}${snippet(answer.body)}`
+  let body: unknown
+  try {
+    body = JSON.parse(answer.body)
+  } catch {
+    return "answered a body that is not JSON"
+  }
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    return "answered JSON that is not an object of key → value"
+  }
+  const found = new Map<string, unknown>()
+  for (const key of keys) if (Object.hasOwn(body, key)) found.set(key, (body as Record<string, unknown>)[key])
+  return found
+}
+
 /**
  * Builds the source over the `HttpClient` in context, refusing options that cannot work (a template without its
  * placeholder, a non-http URL, a concurrency below 1).
  */
-export const make = (
+export const make: (
   options: HttpDataSourceOptions
-): Effect.Effect<DataSourceShape, InvalidSourceOptionsError, HttpClient.HttpClient> =>
-  Effect.gen(function* () {
-    const retries = options.retries ?? 2
-    const concurrency = options.concurrency ?? 16
-    const batchSize = options.batchSize ?? 100
-    const timeoutMs = Duration.toMillis(options.timeout ?? "2 seconds")
-    const invalid =
-      checkTemplate("urlTemplate", options.urlTemplate, "{key}") ??
-      (options.batchUrl === undefined ? undefined : checkTemplate("batchUrl", options.batchUrl, "{keys}")) ??
-      checkCount("retries", retries, 0) ??
-      checkCount("concurrency", concurrency, 1) ??
-      checkCount("batchSize", batchSize, 1) ??
-      (timeoutMs > 0
-        ? undefined
-        : new InvalidSourceOptionsError({
-            option: "timeout",
-            message: "timeout must be longer than zero"
-          }))
-    if (invalid !== undefined) return yield* invalid
+) => Effect.Effect<DataSourceShape, InvalidSourceOptionsError, HttpClient.HttpClient> = Effect.fn(
+  "HttpDataSource.make"
+)(function* (options: HttpDataSourceOptions) {
+  const { retries, concurrency, batchSize, timeoutMs } = yield* settingsOf(options)
 
-    const client = yield* HttpClient.HttpClient
-    const slots = yield* Semaphore.make(concurrency)
-    const headers = options.headers ?? {}
-    const backoff = Schedule.exponential("50 millis", 2).pipe(Schedule.jittered)
+  const client = yield* HttpClient.HttpClient
+  const slots = yield* Semaphore.make(concurrency)
+  const headers = options.headers ?? {}
+  const backoff = Schedule.exponential("50 millis", 2).pipe(Schedule.jittered)
 
-    /** One attempt: a slot, the request, the whole body, within the timeout. */
-    const attempt = (url: string): Effect.Effect<Answer, AttemptFailed> =>
-      client.get(url, { headers }).pipe(
-        Effect.flatMap((response) =>
-          Effect.map(response.text, (body): Answer => ({
-            status: response.status,
-            contentType: response.headers["content-type"],
-            body
-          }))
-        ),
-        Effect.mapError(transportFailure),
-        Effect.timeoutOrElse({
-          duration: timeoutMs,
-          orElse: () => Effect.fail(new AttemptFailed(true, `no answer within ${timeoutMs} ms`))
-        }),
-        Effect.flatMap((answer) =>
-          answer.status >= 500
-            ? Effect.fail(new AttemptFailed(true, `status ${answer.status}${snippet(answer.body)}`))
-            : Effect.succeed(answer)
-        ),
-        slots.withPermits(1)
+  /** One attempt: a slot, the request, the whole body, within the timeout. */
+  const attempt = (url: string): Effect.Effect<Answer, AttemptFailed> =>
+    client.get(url, { headers }).pipe(
+      Effect.flatMap((response) =>
+        Effect.map(response.text, (body): Answer => ({
+          status: response.status,
+          contentType: response.headers["content-type"],
+          body
+        }))
+      ),
+      Effect.mapError(transportFailure),
+      Effect.timeoutOrElse({
+        duration: timeoutMs,
+        orElse: () => Effect.fail(new AttemptFailed(true, `no answer within ${timeoutMs} ms`))
+      }),
+      Effect.flatMap((answer) =>
+        answer.status >= 500
+          ? Effect.fail(new AttemptFailed(true, `status ${answer.status}${snippet(answer.body)}`))
+          : Effect.succeed(answer)
+      ),
+      slots.withPermits(1)
+    )
+
+  /** A request with retries; a failure that remains becomes a `LoadError` about `key`. */
+  const request = (url: string, key: string, what: string): Effect.Effect<Answer, LoadError> =>
+    attempt(url).pipe(
+      Effect.retry({ schedule: backoff, times: retries, while: (failure) => failure.retryable }),
+      Effect.mapError(
+        (failure) => new LoadError({ key, message: `GET ${what} failed: ${failure.message}`, cause: failure.cause })
       )
+    )
 
-    /** A request with retries; a failure that remains becomes a `LoadError` about `key`. */
-    const request = (url: string, key: string, what: string): Effect.Effect<Answer, LoadError> =>
-      attempt(url).pipe(
-        Effect.retry({ schedule: backoff, times: retries, while: (failure) => failure.retryable }),
-        Effect.mapError(
-          (failure) => new LoadError({ key, message: `GET ${what} failed: ${failure.message}`, cause: failure.cause })
-        )
+  const urlOf = (key: string) => options.urlTemplate.replaceAll("{key}", encodeURIComponent(key))
+
+  const load = (key: string): Effect.Effect<Option.Option<unknown>, LoadError> =>
+    Effect.flatMap(request(urlOf(key), key, urlOf(key)), (answer) => {
+      if (answer.status === 200) return Effect.succeed(Option.some(bodyValue(answer)))
+      if (answer.status === 404) return Effect.succeed(Option.none())
+      return Effect.fail(
+        new LoadError({ key, message: `GET ${urlOf(key)} answered status ${answer.status}${snippet(answer.body)}` })
       )
+    })
 
-    const urlOf = (key: string) => options.urlTemplate.replaceAll("{key}", encodeURIComponent(key))
+  const loadBatch = (batchUrl: string, keys: ReadonlyArray<string>) => {
+    const url = batchUrl.replaceAll("{keys}", keys.map(encodeURIComponent).join(","))
+    const label = keys.length === 1 ? keys[0]! : `${keys[0]!} (and ${keys.length - 1} more)`
+    return Effect.flatMap(request(url, label, url), (answer) => {
+      const values = batchValues(answer, keys)
+      return typeof values === "string"
+        ? Effect.fail(new LoadError({ key: label, message: `GET ${url} ${values}` }))
+        : Effect.succeed(values)
+    })
+  }
 
-    const load = (key: string): Effect.Effect<Option.Option<unknown>, LoadError> =>
-      Effect.flatMap(request(urlOf(key), key, urlOf(key)), (answer) => {
-        if (answer.status === 200) return Effect.succeed(Option.some(bodyValue(answer)))
-        if (answer.status === 404) return Effect.succeed(Option.none())
-        return Effect.fail(
-          new LoadError({ key, message: `GET ${urlOf(key)} answered status ${answer.status}${snippet(answer.body)}` })
-        )
-      })
-
-    const loadBatch = (batchUrl: string, keys: ReadonlyArray<string>) => {
-      const url = batchUrl.replaceAll("{keys}", keys.map(encodeURIComponent).join(","))
-      const label = keys.length === 1 ? keys[0]! : `${keys[0]!} (and ${keys.length - 1} more)`
-      const fail = (message: string) => Effect.fail(new LoadError({ key: label, message: `GET ${url} ${message}` }))
-      return Effect.flatMap(request(url, label, url), (answer) => {
-        if (answer.status === 404) return Effect.succeed(new Map<string, unknown>())
-        if (answer.status !== 200) return fail(`answered status ${answer.status}${snippet(answer.body)}`)
-        let body: unknown
-        try {
-          body = JSON.parse(answer.body)
-        } catch {
-          return fail("answered a body that is not JSON")
-        }
-        if (typeof body !== "object" || body === null || Array.isArray(body)) {
-          return fail("answered JSON that is not an object of key → value")
-        }
-        const found = new Map<string, unknown>()
-        for (const key of keys) if (Object.hasOwn(body, key)) found.set(key, (body as Record<string, unknown>)[key])
-        return Effect.succeed(found)
-      })
-    }
-
-    const loadMany = (keys: ReadonlyArray<string>): Effect.Effect<ReadonlyMap<string, unknown>, LoadError> => {
-      const unique = [...new Set(keys)]
-      if (options.batchUrl !== undefined) {
-        const batchUrl = options.batchUrl
-        const chunks: Array<ReadonlyArray<string>> = []
-        for (let i = 0; i < unique.length; i += batchSize) chunks.push(unique.slice(i, i + batchSize))
-        return Effect.map(
-          Effect.forEach(chunks, (chunk) => loadBatch(batchUrl, chunk), { concurrency }),
-          (maps) => new Map(maps.flatMap((map) => [...map]))
-        )
-      }
+  const loadMany = (keys: ReadonlyArray<string>): Effect.Effect<ReadonlyMap<string, unknown>, LoadError> => {
+    const unique = [...new Set(keys)]
+    if (options.batchUrl !== undefined) {
+      const batchUrl = options.batchUrl
+      const chunks: Array<ReadonlyArray<string>> = []
+      for (let i = 0; i < unique.length; i += batchSize) chunks.push(unique.slice(i, i + batchSize))
       return Effect.map(
-        Effect.forEach(unique, (key) => Effect.map(load(key), (value) => [key, value] as const), { concurrency }),
-        (loaded) => {
-          const found = new Map<string, unknown>()
-          for (const [key, value] of loaded) if (Option.isSome(value)) found.set(key, value.value)
-          return found
-        }
+        Effect.forEach(chunks, (chunk) => loadBatch(batchUrl, chunk), { concurrency }),
+        (maps) => new Map(maps.flatMap((map) => [...map]))
       )
     }
+    return Effect.map(
+      Effect.forEach(unique, (key) => Effect.map(load(key), (value) => [key, value] as const), { concurrency }),
+      (loaded) => {
+        const found = new Map<string, unknown>()
+        for (const [key, value] of loaded) if (Option.isSome(value)) found.set(key, value.value)
+        return found
+      }
+    )
+  }
 
-    return { load, loadMany, keys: undefined }
-  })
+  return { load, loadMany, keys: undefined }
+})
 
 /** The source over HTTP with Node's undici client, whose connections close with the layer. */
 export const layer = (options: HttpDataSourceOptions): Layer.Layer<DataSource, InvalidSourceOptionsError> =>

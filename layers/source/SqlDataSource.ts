@@ -6,9 +6,9 @@
  * a text column its string; a row whose value is SQL NULL is a hit with the value `null`.
  */
 import { PgClient } from "@effect/sql-pg"
-import { Config, Effect, Layer, Option, Schema, Stream } from "effect"
+import { Config, Effect, Layer, Option, Stream } from "effect"
 import { SqlClient, type SqlError } from "effect/sql"
-import { DataSource, type DataSourceShape, LoadError } from "../../src/DataSource.ts"
+import { DataSource, type DataSourceShape, InvalidSourceOptionsError, LoadError } from "../../src/DataSource.ts"
 import * as Glob from "../../src/Glob.ts"
 
 /** Where the values live. Names are quoted, so they match exactly as written (case-sensitive). */
@@ -20,12 +20,6 @@ export interface SqlDataSourceOptions {
   /** The column holding the value (json, jsonb or text). Default `value`. */
   readonly valueColumn?: string | undefined
 }
-
-/** Options that cannot work, refused when the source is built rather than on its first load. */
-export class InvalidSourceOptionsError extends Schema.TaggedError<InvalidSourceOptionsError>()(
-  "InvalidSourceOptionsError",
-  { option: Schema.String, message: Schema.String }
-) {}
 
 const identifier = /^[A-Za-z_][A-Za-z0-9_]*$/
 
@@ -57,52 +51,6 @@ export type KeyFilter =
 /** The escape character of the `LIKE` patterns (`!` rather than `\`, so it reads the same under any string setting). */
 export const likeEscape = "!"
 
-type Token =
-  | { readonly _tag: "Literal"; readonly char: string }
-  | { readonly _tag: "Star" }
-  | { readonly _tag: "One" }
-  | { readonly _tag: "Class"; readonly negated: boolean; readonly ranges: ReadonlyArray<readonly [number, number]> }
-
-/** The glob's tokens, read exactly as `Glob.matches` reads them (Redis `stringmatchlen`). */
-const tokenize = (p: string): Array<Token> => {
-  const tokens: Array<Token> = []
-  let pi = 0
-  while (pi < p.length) {
-    const c = p[pi]!
-    if (c === "*") {
-      tokens.push({ _tag: "Star" })
-      pi++
-    } else if (c === "?") {
-      tokens.push({ _tag: "One" })
-      pi++
-    } else if (c === "[") {
-      let i = pi + 1
-      const negated = p[i] === "^"
-      if (negated) i++
-      const ranges: Array<readonly [number, number]> = []
-      while (i < p.length && p[i] !== "]") {
-        if (p[i] === "\\" && i + 1 < p.length) {
-          i++
-          ranges.push([p.charCodeAt(i), p.charCodeAt(i)])
-        } else if (i + 2 < p.length && p[i + 1] === "-" && p[i + 2] !== "]") {
-          const lo = p.charCodeAt(i)
-          const hi = p.charCodeAt(i + 2)
-          ranges.push(lo <= hi ? [lo, hi] : [hi, lo])
-          i += 2
-        } else ranges.push([p.charCodeAt(i), p.charCodeAt(i)])
-        i++
-      }
-      tokens.push({ _tag: "Class", negated, ranges })
-      pi = i < p.length ? i + 1 : i
-    } else {
-      if (c === "\\" && pi + 1 < p.length) pi++
-      tokens.push({ _tag: "Literal", char: p[pi]! })
-      pi++
-    }
-  }
-  return tokens
-}
-
 const hex = (code: number, digits: number) => code.toString(16).padStart(digits, "0")
 
 /** A character as a PostgreSQL ARE character-entry escape (`\uXXXX`), valid inside and outside brackets. */
@@ -122,7 +70,7 @@ const regexLiteral = (text: string) => {
  * and `!` as `!%`, `!_`, `!!` in `LIKE`, every non-alphanumeric character as `\uXXXX` in a regular expression.
  */
 export const keyFilter = (pattern: string): KeyFilter => {
-  const tokens = tokenize(pattern)
+  const tokens = Glob.tokenize(pattern)
   if (tokens.length > 0 && tokens.every((token) => token._tag === "Star")) return { _tag: "All" }
   if (tokens.some((token) => token._tag === "Class" && !token.negated && token.ranges.length === 0)) {
     return { _tag: "Nothing" }
@@ -176,10 +124,10 @@ interface Row {
  * Builds the source over the `SqlClient` in context, refusing a table or column name that is not a plain
  * identifier. Names are used as written (the client's name transforms are bypassed).
  */
-export const make = (
+export const make: (
   options: SqlDataSourceOptions
-): Effect.Effect<DataSourceShape, InvalidSourceOptionsError, SqlClient.SqlClient> =>
-  Effect.gen(function* () {
+) => Effect.Effect<DataSourceShape, InvalidSourceOptionsError, SqlClient.SqlClient> = Effect.fn("SqlDataSource.make")(
+  function* (options: SqlDataSourceOptions) {
     const keyColumn = options.keyColumn ?? "key"
     const valueColumn = options.valueColumn ?? "value"
     const invalid =
@@ -231,7 +179,8 @@ export const make = (
     }
 
     return { load, loadMany, keys }
-  })
+  }
+)
 
 /** The source over the `SqlClient` provided to it (e.g. `PgClient.layer`). */
 export const layer = (

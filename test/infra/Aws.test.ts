@@ -7,7 +7,7 @@ import * as cdk from "aws-cdk-lib"
 import { Match, Template } from "aws-cdk-lib/assertions"
 import { describe, expect, it } from "vitest"
 import { CacheStack } from "../../infra/aws/CacheStack.ts"
-import * as SnsSqsBus from "../../layers/bus/SnsSqsBus.ts"
+import * as SqsQueue from "../../layers/bus/SqsQueue.ts"
 
 const synth = (props: ConstructorParameters<typeof CacheStack>[2]) => {
   const app = new cdk.App()
@@ -46,8 +46,8 @@ describe("CDK stack, pre-provisioned queues", () => {
   it("has one queue + DLQ per instance, named as the bus names them, with a redrive policy of 5", () => {
     template.resourceCountIs("AWS::SQS::Queue", 4)
     for (const instance of ["app-0", "app-1"]) {
-      const name = SnsSqsBus.queueName("embedded-cache", instance)
-      const dlqId = logicalId(template, "AWS::SQS::Queue", { QueueName: SnsSqsBus.dlqName(name) })
+      const name = SqsQueue.queueName("embedded-cache", instance)
+      const dlqId = logicalId(template, "AWS::SQS::Queue", { QueueName: SqsQueue.dlqName(name) })
       template.hasResourceProperties("AWS::SQS::Queue", {
         QueueName: name,
         VisibilityTimeout: 30,
@@ -65,8 +65,8 @@ describe("CDK stack, pre-provisioned queues", () => {
       const tags = ((queue as { Properties: { Tags?: Array<{ Key: string }> } }).Properties.Tags ?? []).map(
         (t) => t.Key
       )
-      expect(tags).not.toContain(SnsSqsBus.tagKeys.instance)
-      expect(tags).not.toContain(SnsSqsBus.tagKeys.heartbeat)
+      expect(tags).not.toContain(SqsQueue.tagKeys.instance)
+      expect(tags).not.toContain(SqsQueue.tagKeys.heartbeat)
     }
   })
 
@@ -89,14 +89,14 @@ describe("CDK stack, pre-provisioned queues", () => {
     template.resourceCountIs("AWS::SNS::Subscription", 2)
     for (const instance of ["app-0", "app-1"]) {
       const queueId = logicalId(template, "AWS::SQS::Queue", {
-        QueueName: SnsSqsBus.queueName("embedded-cache", instance)
+        QueueName: SqsQueue.queueName("embedded-cache", instance)
       })
       template.hasResourceProperties("AWS::SNS::Subscription", {
         Protocol: "sqs",
         TopicArn: { Ref: topicId },
         Endpoint: { "Fn::GetAtt": [queueId, "Arn"] },
         RawMessageDelivery: true,
-        FilterPolicy: JSON.parse(SnsSqsBus.filterPolicy(instance)) as unknown
+        FilterPolicy: JSON.parse(SqsQueue.filterPolicy(instance)) as unknown
       })
     }
     // the subscription waits for the queue policy

@@ -24,7 +24,9 @@ import {
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Metric, Schema, Scope, Stream } from "effect"
 import * as net from "node:net"
+import * as QueueSweeper from "../../../layers/bus/QueueSweeper.ts"
 import * as SnsSqsBus from "../../../layers/bus/SnsSqsBus.ts"
+import * as SqsQueue from "../../../layers/bus/SqsQueue.ts"
 import { InvalidationEvent } from "../../../src/InvalidationEvent.ts"
 import * as InvalidationBusSuite from "../../suites/InvalidationBusSuite.ts"
 import * as Fauxqs from "../../utils/Fauxqs.ts"
@@ -176,7 +178,7 @@ describe("SnsSqsBus", () => {
           tags: { team: "cache" }
         })
         assert.isTrue(bus.queueCreated)
-        const name = SnsSqsBus.queueName(SnsSqsBus.defaultQueuePrefix, "host.example:42")
+        const name = SqsQueue.queueName(SqsQueue.defaultQueuePrefix, "host.example:42")
         assert.match(name, /^embedded-cache-host_example_42-[0-9a-f]{8}$/) // sanitised, so suffixed with a hash
         assert.isTrue(bus.queueUrl.endsWith(`/${name}`))
         assert.isTrue(bus.dlqUrl!.endsWith(`/${name}-dlq`))
@@ -201,12 +203,12 @@ describe("SnsSqsBus", () => {
         ])
 
         const tags = yield* tagsOf(sqs, bus.queueUrl)
-        assert.strictEqual(tags[SnsSqsBus.tagKeys.instance], "host.example:42")
-        assert.strictEqual(tags[SnsSqsBus.tagKeys.role], "queue")
+        assert.strictEqual(tags[SqsQueue.tagKeys.instance], "host.example:42")
+        assert.strictEqual(tags[SqsQueue.tagKeys.role], "queue")
         assert.strictEqual(tags.team, "cache")
-        assert.isAbove(Number(tags[SnsSqsBus.tagKeys.heartbeat]), Date.now() - 60_000)
-        assert.isAbove(Number(tags[SnsSqsBus.tagKeys.created]), Date.now() - 60_000)
-        assert.strictEqual((yield* tagsOf(sqs, bus.dlqUrl!))[SnsSqsBus.tagKeys.role], "dlq")
+        assert.isAbove(Number(tags[SqsQueue.tagKeys.heartbeat]), Date.now() - 60_000)
+        assert.isAbove(Number(tags[SqsQueue.tagKeys.created]), Date.now() - 60_000)
+        assert.strictEqual((yield* tagsOf(sqs, bus.dlqUrl!))[SqsQueue.tagKeys.role], "dlq")
 
         const subscriptions = yield* subscriptionsTo(sns, bus.topicArn, bus.queueArn)
         assert.deepStrictEqual(
@@ -303,7 +305,7 @@ describe("SnsSqsBus", () => {
     Effect.gen(function* () {
       const fauxqs = yield* Fauxqs.make()
       const { sns, sqs } = yield* clients(fauxqs)
-      const name = SnsSqsBus.queueName(SnsSqsBus.defaultQueuePrefix, "short-lived")
+      const name = SqsQueue.queueName(SqsQueue.defaultQueuePrefix, "short-lived")
       const bus = yield* Effect.scoped(
         Effect.gen(function* () {
           const bus = yield* SnsSqsBus.make({ ...connection(fauxqs), instanceId: "short-lived", topicName })
@@ -314,7 +316,7 @@ describe("SnsSqsBus", () => {
         })
       )
       assert.isFalse(yield* queueExists(sqs, name))
-      assert.isFalse(yield* queueExists(sqs, SnsSqsBus.dlqName(name)))
+      assert.isFalse(yield* queueExists(sqs, SqsQueue.dlqName(name)))
       assert.deepStrictEqual(yield* subscriptionsTo(sns, bus.topicArn, bus.queueArn), [])
     })
   )
@@ -326,7 +328,7 @@ describe("SnsSqsBus", () => {
         const fauxqs = yield* Fauxqs.make()
         const { sns, sqs } = yield* clients(fauxqs)
         const topicArn = yield* topicArnOf(sns)
-        const name = SnsSqsBus.queueName(SnsSqsBus.defaultQueuePrefix, "restarted")
+        const name = SqsQueue.queueName(SqsQueue.defaultQueuePrefix, "restarted")
         const { QueueUrl: queueUrl } = yield* aws(() => sqs.send(new CreateQueueCommand({ QueueName: name })))
         const { QueueArn: queueArn } = yield* attributesOf(sqs, queueUrl!)
         // Subscribed as an older version might have left it: enveloped, without a filter policy.
@@ -350,7 +352,7 @@ describe("SnsSqsBus", () => {
             const dlqArn = (yield* attributesOf(sqs, bus.dlqUrl!)).QueueArn
             assert.strictEqual(JSON.parse(attributes.RedrivePolicy!).deadLetterTargetArn, dlqArn)
             assert.include(attributes.Policy!, topicArn)
-            assert.strictEqual((yield* tagsOf(sqs, queueUrl!))[SnsSqsBus.tagKeys.instance], "restarted")
+            assert.strictEqual((yield* tagsOf(sqs, queueUrl!))[SqsQueue.tagKeys.instance], "restarted")
           })
         )
         assert.isTrue(yield* queueExists(sqs, name))
@@ -358,7 +360,7 @@ describe("SnsSqsBus", () => {
           sns.send(new GetSubscriptionAttributesCommand({ SubscriptionArn: subscriptionArn! }))
         )
         assert.strictEqual(attributes.RawMessageDelivery, "true")
-        assert.strictEqual(attributes.FilterPolicy, SnsSqsBus.filterPolicy("restarted"))
+        assert.strictEqual(attributes.FilterPolicy, SqsQueue.filterPolicy("restarted"))
       })
   )
 
@@ -366,7 +368,7 @@ describe("SnsSqsBus", () => {
     Effect.gen(function* () {
       const fauxqs = yield* Fauxqs.make()
       const { sqs } = yield* clients(fauxqs)
-      const name = SnsSqsBus.queueName(SnsSqsBus.defaultQueuePrefix, "half-made")
+      const name = SqsQueue.queueName(SqsQueue.defaultQueuePrefix, "half-made")
       yield* aws(() => sqs.send(new CreateQueueCommand({ QueueName: name })))
       const bus = yield* SnsSqsBus.make({ ...connection(fauxqs), instanceId: "half-made", topicName })
       assert.isTrue(bus.queueCreated)
@@ -384,9 +386,9 @@ describe("SnsSqsBus", () => {
         topicName,
         heartbeatInterval: "50 millis"
       })
-      const first = (yield* tagsOf(sqs, bus.queueUrl))[SnsSqsBus.tagKeys.heartbeat]
+      const first = (yield* tagsOf(sqs, bus.queueUrl))[SqsQueue.tagKeys.heartbeat]
       yield* Poll.until(
-        Effect.map(tagsOf(sqs, bus.queueUrl), (tags) => Number(tags[SnsSqsBus.tagKeys.heartbeat]) > Number(first)),
+        Effect.map(tagsOf(sqs, bus.queueUrl), (tags) => Number(tags[SqsQueue.tagKeys.heartbeat]) > Number(first)),
         { timeoutMs: 5000, what: "the heartbeat tag was refreshed", intervalMs: 20 }
       )
     })
@@ -415,7 +417,7 @@ describe("SnsSqsBus", () => {
             sqs.send(
               new TagQueueCommand({
                 QueueUrl: queueUrl,
-                Tags: { [SnsSqsBus.tagKeys.heartbeat]: String(Date.now() - 3_600_000) }
+                Tags: { [SqsQueue.tagKeys.heartbeat]: String(Date.now() - 3_600_000) }
               })
             )
           )
@@ -432,15 +434,15 @@ describe("SnsSqsBus", () => {
             new CreateQueueCommand({
               QueueName: `${prefix}-ghost-dlq`,
               tags: {
-                [SnsSqsBus.tagKeys.instance]: "ghost",
-                [SnsSqsBus.tagKeys.role]: "dlq",
-                [SnsSqsBus.tagKeys.created]: String(Date.now() - 3_600_000)
+                [SqsQueue.tagKeys.instance]: "ghost",
+                [SqsQueue.tagKeys.role]: "dlq",
+                [SqsQueue.tagKeys.created]: String(Date.now() - 3_600_000)
               }
             })
           )
         )
 
-        const swept = yield* SnsSqsBus.sweepOrphanQueues({
+        const swept = yield* QueueSweeper.sweepOrphanQueues({
           ...connection(fauxqs),
           prefix,
           olderThan: "10 minutes",
@@ -456,14 +458,14 @@ describe("SnsSqsBus", () => {
         assert.strictEqual(sweptDead.queueUrl, dead.bus.queueUrl)
         assert.strictEqual(sweptDead.dlqUrl, dead.bus.dlqUrl)
         assert.deepStrictEqual(sweptDead.unsubscribed, [dead.bus.subscriptionArn!])
-        const deadName = SnsSqsBus.queueName(prefix, "dead")
+        const deadName = SqsQueue.queueName(prefix, "dead")
         assert.isFalse(yield* queueExists(sqs, deadName))
-        assert.isFalse(yield* queueExists(sqs, SnsSqsBus.dlqName(deadName)))
+        assert.isFalse(yield* queueExists(sqs, SqsQueue.dlqName(deadName)))
         assert.isFalse(yield* queueExists(sqs, `${prefix}-ghost-dlq`))
         assert.deepStrictEqual(yield* subscriptionsTo(sns, dead.bus.topicArn, dead.bus.queueArn), [])
         for (const kept of [
-          SnsSqsBus.queueName(prefix, "paused"),
-          SnsSqsBus.queueName(prefix, "live"),
+          SqsQueue.queueName(prefix, "paused"),
+          SqsQueue.queueName(prefix, "live"),
           `${prefix}-foreign`
         ]) {
           assert.isTrue(yield* queueExists(sqs, kept), `${kept} was deleted`)
@@ -472,7 +474,7 @@ describe("SnsSqsBus", () => {
 
         // The swept instance shutting down after all finds its resources gone, and closes cleanly.
         for (const { scope } of [dead, paused, live]) yield* Scope.close(scope, Exit.void)
-        assert.isFalse(yield* queueExists(sqs, SnsSqsBus.queueName(prefix, "live")))
+        assert.isFalse(yield* queueExists(sqs, SqsQueue.queueName(prefix, "live")))
       })
   )
 
@@ -592,14 +594,4 @@ describe("SnsSqsBus", () => {
       assert.include(badHeartbeat.message, "heartbeatInterval")
     })
   )
-})
-
-describe("SnsSqsBus.queueName", () => {
-  it("keeps a valid id as it is and hashes one that had to change or be shortened", () => {
-    assert.strictEqual(SnsSqsBus.queueName("embedded-cache", "web-1"), "embedded-cache-web-1")
-    const long = SnsSqsBus.queueName("embedded-cache", "x".repeat(200))
-    assert.isAtMost(long.length, 76)
-    assert.notStrictEqual(SnsSqsBus.queueName("p", "a.b"), SnsSqsBus.queueName("p", "a_b"))
-    assert.isAtMost(SnsSqsBus.dlqName(long).length, 80)
-  })
 })
