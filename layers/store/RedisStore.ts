@@ -1,8 +1,8 @@
 /**
- * A `CacheStore` on ioredis, over the embedded server's unix socket or any Redis URL. Commands fail fast when
- * the connection is down (no offline queue) and time out per command, so the cache can degrade instead of
- * hanging. Leases, fills and exact-count deletes are Lua scripts, loaded once and run by SHA; ioredis reloads
- * them when a restarted server answers NOSCRIPT.
+ * A `CacheStore` on ioredis, over the embedded server's unix socket or any Redis URL, through one
+ * `RedisConnection` (fail fast when down, a per-connection command timeout, failures classified once). Leases,
+ * fills, exact-count deletes and tag verification are Lua scripts (`RedisScripts`), loaded once and run by SHA;
+ * ioredis reloads them when a restarted server answers NOSCRIPT.
  */
 import { Effect, Layer } from "effect"
 import { Redis } from "ioredis"
@@ -10,25 +10,16 @@ import {
   CacheStore,
   CacheStoreError,
   type LeaseResult,
-  type StoreFailure,
   type StoreInfo,
   type TtlOptions
 } from "../../src/CacheStore.ts"
 import type { CacheValue, ScoredMember } from "../../src/CacheValue.ts"
 import { EmbeddedRedis } from "../../src/EmbeddedRedis.ts"
+import * as RedisConnection from "./RedisConnection.ts"
 import { scripts } from "./RedisScripts.ts"
 
 /** How to reach Redis and how patient to be with it. */
-export interface RedisStoreOptions {
-  /** A unix socket path (`/run/x/redis.sock`) or a `redis://` / `rediss://` URL. */
-  readonly connection: string
-  /** Batch commands issued in the same tick into one write (ioredis auto-pipelining). Default true. */
-  readonly autoPipelining?: boolean | undefined
-  /** A command not answered within this many milliseconds fails with `Timeout`. Default 1000. */
-  readonly commandTimeoutMs?: number | undefined
-  /** How long the first connection may take. Default 5000. */
-  readonly connectTimeoutMs?: number | undefined
-}
+export type RedisStoreOptions = RedisConnection.ConnectionOptions
 
 /** The prefix of a lease placeholder. JSON text (what the cache writes) never starts with NUL. */
 const leasePrefix = "\u0000lease:"
@@ -44,97 +35,6 @@ const storedString = (value: string, tags: ReadonlyArray<string> | undefined): s
 type Reply = string | number | null | ReadonlyArray<Reply>
 type ScriptCommand = (numberOfKeys: number, ...args: ReadonlyArray<string>) => Promise<Reply>
 type Scripted = Redis & { readonly [K in keyof typeof scripts]: ScriptCommand }
-
-const reasonOf = (cause: unknown): StoreFailure => {
-  const message = cause instanceof Error ? cause.message : String(cause)
-  if (message.startsWith("OOM")) return "OutOfMemory"
-  if (message.startsWith("WRONGTYPE") || message.includes("WRONGTYPE")) return "WrongType"
-  if (message === "Command timed out") return "Timeout"
-  if (
-    message.includes("enableOfflineQueue") ||
-    message.includes("Connection is closed") ||
-    message.includes("ECONNREFUSED") ||
-    message.includes("ENOENT") ||
-    message.includes("ECONNRESET") ||
-    message.includes("EPIPE") ||
-    message.includes("LOADING")
-  )
-    return "Unavailable"
-  return "Unknown"
-}
-
-const failure = (operation: string, key: string | undefined, cause: unknown) =>
-  new CacheStoreError({ operation, key, reason: reasonOf(cause), cause })
-
-/**
- * The connection's command timeout. ioredis's own `commandTimeout` arms a timer per command (measured at
- * 2–2.5 µs a call); replies on one connection arrive in order, so one watchdog timer does the same job: when
- * commands are pending and no reply has arrived for `timeoutMs`, the connection is dropped (every pending
- * command fails, counted as a `Timeout`) and reconnected.
- */
-class Watchdog {
-  issued = 0
-  completed = 0
-  private lastCompleted = 0
-  private lastProgress = Date.now()
-  private firedAt = 0
-  private readonly timeoutMs: number
-
-  constructor(timeoutMs: number) {
-    this.timeoutMs = timeoutMs
-  }
-
-  /** Called every tick: answers whether the connection is stuck. */
-  stuck(now: number): boolean {
-    if (this.issued === this.completed || this.completed !== this.lastCompleted) {
-      this.lastCompleted = this.completed
-      this.lastProgress = now
-      return false
-    }
-    if (now - this.lastProgress < this.timeoutMs) return false
-    this.lastProgress = now
-    this.firedAt = now
-    return true
-  }
-
-  /** Whether a failure now is the watchdog's doing. */
-  justFired(now: number): boolean {
-    return now - this.firedAt < 1000
-  }
-}
-
-/**
- * Runs ioredis calls as Effects, converting their failures once, here, and feeding the watchdog; `then`
- * continues with the reply inside the same callback (no extra step on the hot path).
- */
-const makeCall =
-  (watchdog: Watchdog) =>
-  <A, B = A>(
-    operation: string,
-    key: string | undefined,
-    f: () => Promise<A>,
-    then: (value: A) => Effect.Effect<B, CacheStoreError> = Effect.succeed as never
-  ): Effect.Effect<B, CacheStoreError> =>
-    Effect.callback<B, CacheStoreError>((resume) => {
-      watchdog.issued++
-      f().then(
-        (value) => {
-          watchdog.completed++
-          resume(then(value))
-        },
-        (cause) => {
-          watchdog.completed++
-          const error = failure(operation, key, cause)
-          resume(
-            Effect.fail(
-              error.reason === "Unavailable" && watchdog.justFired(Date.now())
-                ? new CacheStoreError({ operation, key, reason: "Timeout", cause })
-                : error
-            )
-          )
-        }
-      )
-    })
 
 /** Fails with the first error of a MULTI/EXEC reply, if any. */
 const checkExec = (operation: string, replies: Array<[Error | null, unknown]> | null) => {
@@ -191,44 +91,7 @@ const done = (): Effect.Effect<void> => Effect.void
 
 /** Connects, loads the scripts, and builds the store; the connection closes with the scope. */
 export const make = Effect.fnUntraced(function* (options: RedisStoreOptions) {
-  const settings = {
-    lazyConnect: true,
-    enableOfflineQueue: false,
-    enableAutoPipelining: options.autoPipelining ?? true,
-    connectTimeout: options.connectTimeoutMs ?? 5000,
-    maxRetriesPerRequest: 0,
-    // Reconnect quickly: the embedded server is restarted within a second or two.
-    retryStrategy: (attempt: number) => Math.min(attempt * 20, 500)
-  }
-  const redis = yield* Effect.acquireRelease(
-    Effect.tryPromise({
-      try: async () => {
-        const client = options.connection.includes("://")
-          ? new Redis(options.connection, settings)
-          : new Redis({ ...settings, path: options.connection })
-        // Connection errors also surface as failed commands; keep them from becoming unhandled 'error' events.
-        client.on("error", () => {})
-        await client.connect()
-        return client
-      },
-      catch: (cause) => new CacheStoreError({ operation: "connect", reason: "Unavailable", cause })
-    }),
-    (client) => Effect.promise(() => client.quit().catch(() => client.disconnect()))
-  )
-  const watchdog = new Watchdog(options.commandTimeoutMs ?? 1000)
-  const call = makeCall(watchdog)
-  yield* Effect.acquireRelease(
-    Effect.sync(() =>
-      setInterval(
-        () => {
-          // Destroy rather than end the socket: a hung server would never answer the FIN.
-          if (watchdog.stuck(Date.now())) redis.stream?.destroy()
-        },
-        Math.max(10, Math.min(250, (options.commandTimeoutMs ?? 1000) / 4))
-      ).unref()
-    ),
-    (timer) => Effect.sync(() => clearInterval(timer))
-  )
+  const { call, redis } = yield* RedisConnection.connect(options)
   for (const [name, lua] of Object.entries(scripts)) redis.defineCommand(name, { lua })
   const r = redis as Scripted
   // Load every script now, so the first fill doesn't pay for it (ioredis then runs them by SHA).
