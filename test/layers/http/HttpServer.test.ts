@@ -15,13 +15,13 @@ import * as Cache from "../../../effects/Cache.ts"
 import * as CacheLayers from "../../../layers/CacheLayers.ts"
 import * as RedisCache from "../../../layers/RedisCache.ts"
 import * as Stats from "../../../effects/Stats.ts"
-import * as HttpApi from "../../../layers/http/CacheApi.ts"
 import * as HttpDataSource from "../../../layers/source/HttpDataSource.ts"
 import * as HttpServerLayer from "../../../layers/http/HttpServer.ts"
+import * as Readiness from "../../../layers/http/Readiness.ts"
 import * as MemoryDataSource from "../../../layers/source/MemoryDataSource.ts"
 import * as MemoryStore from "../../../layers/store/MemoryStore.ts"
 import { CacheStore } from "../../../src/CacheStore.ts"
-import { DataSource } from "../../../src/DataSource.ts"
+import { DataSource, InstanceSource } from "../../../src/DataSource.ts"
 import * as DataSourceModule from "../../../src/DataSource.ts"
 import { defaults } from "../../../src/EmbeddedRedis.ts"
 import * as FlakyStore from "../../utils/FlakyStore.ts"
@@ -97,7 +97,7 @@ const serverOn = <E>(
 ) =>
   HttpServerLayer.layer({ ...quiet, instanceId: "test-1", ...options }).pipe(
     Layer.provide(
-      Layer.mergeAll(Stats.layer({ instanceId: options.instanceId ?? "test-1" }), HttpApi.layerAlwaysReady).pipe(
+      Layer.mergeAll(Stats.layer({ instanceId: options.instanceId ?? "test-1" }), Readiness.layerAlwaysReady).pipe(
         Layer.provideMerge(cache)
       )
     )
@@ -110,7 +110,7 @@ const source = MemoryDataSource.make({ "src:1": { name: "ada" }, "src:2": "two",
 // -----------------------------------------------------------------------------
 
 const memoryServer = serverOn(CacheLayers.layerMemory(), { sourceName: "memory" }).pipe(
-  Layer.provide(Layer.succeed(DataSource, source.source))
+  Layer.provide(Layer.succeed(InstanceSource, Option.some(source.source)))
 )
 
 interface Tests {
@@ -599,7 +599,11 @@ class SourceLog extends Context.Service<SourceLog, { readonly requests: Readonly
 const httpSourced = Layer.unwrap(
   Effect.map(sourceServer, (source) =>
     serverOn(CacheLayers.layerMemory(), { sourceName: "http" }).pipe(
-      Layer.provide(HttpDataSource.layer({ urlTemplate: `${source.base}/items/{key}`, retries: 0 })),
+      Layer.provide(
+        Layer.effect(InstanceSource, Effect.map(Effect.service(DataSource), Option.some)).pipe(
+          Layer.provide(HttpDataSource.layer({ urlTemplate: `${source.base}/items/{key}`, retries: 0 }))
+        )
+      ),
       Layer.merge(Layer.succeed(SourceLog, { requests: source.requests }))
     )
   )
@@ -660,7 +664,7 @@ const switchable = Layer.unwrap(
     const state = { ready: false }
     return HttpServerLayer.layer({ ...quiet, instanceId: "flaky" }).pipe(
       Layer.provide(
-        Layer.succeed(HttpApi.Readiness, {
+        Layer.succeed(Readiness.Readiness, {
           check: Effect.sync(() => (state.ready ? { ready: true } : { ready: false, reason: "warming up" }))
         })
       ),
@@ -711,7 +715,7 @@ class StartupFlag extends Context.Service<StartupFlag, { done: boolean }>()("tes
 const readinessOverFlakyStore = Layer.unwrap(
   Effect.sync(() => {
     const startup = { done: false }
-    return HttpApi.layerReadinessFromStore({ startupDone: Effect.sync(() => startup.done) }).pipe(
+    return Readiness.layerReadinessFromStore({ startupDone: Effect.sync(() => startup.done) }).pipe(
       Layer.provideMerge(FlakyStore.layer(MemoryStore.layer)),
       Layer.merge(Layer.succeed(StartupFlag, startup))
     )
@@ -722,7 +726,7 @@ describe("layerReadinessFromStore", () => {
   it.live("is not ready before startup is done, nor while the store does not answer PING; ready otherwise", () =>
     Effect.gen(function* () {
       const startup = yield* StartupFlag
-      const readiness = yield* HttpApi.Readiness
+      const readiness = yield* Readiness.Readiness
       const control = yield* FlakyStore.FlakyControl
       assert.deepStrictEqual(yield* readiness.check, { ready: false, reason: "startup warm-up has not finished" })
       startup.done = true
@@ -745,7 +749,7 @@ const embedded = Layer.unwrap(
   Effect.map(TempDir.make, (dir) =>
     HttpServerLayer.layer({ ...quiet, instanceId: "redis-1" }).pipe(
       Layer.provide(
-        Layer.mergeAll(Stats.layer({ instanceId: "redis-1" }), HttpApi.layerReadinessFromStore({})).pipe(
+        Layer.mergeAll(Stats.layer({ instanceId: "redis-1" }), Readiness.layerReadinessFromStore({})).pipe(
           Layer.provideMerge(RedisCache.layerEmbedded({ server: defaults(dir) }))
         )
       )
@@ -805,14 +809,16 @@ layer(embedded, { excludeTestServices: true, timeout: "30 seconds" })("REST API 
 /** A source whose loads wait for the test: it signals each load, then waits for the gate. */
 const gatedSource = (started: Deferred.Deferred<void>, gate: Deferred.Deferred<void>) =>
   Layer.succeed(
-    DataSource,
-    DataSourceModule.make({
-      load: (key) =>
-        Deferred.succeed(started, undefined).pipe(
-          Effect.andThen(Deferred.await(gate)),
-          Effect.as(Option.some(`loaded ${key}`))
-        )
-    })
+    InstanceSource,
+    Option.some(
+      DataSourceModule.make({
+        load: (key) =>
+          Deferred.succeed(started, undefined).pipe(
+            Effect.andThen(Deferred.await(gate)),
+            Effect.as(Option.some(`loaded ${key}`))
+          )
+      })
+    )
   )
 
 describe("shutdown", () => {
@@ -859,18 +865,18 @@ describe("shutdown", () => {
         import { Effect, Layer, Option } from "effect"
         import { HttpServer } from "effect/http"
         import * as CacheLayers from "${root}/layers/CacheLayers.ts"
-        import * as HttpApi from "${root}/layers/http/CacheApi.ts"
+        import * as Readiness from "${root}/layers/http/Readiness.ts"
         import * as Stats from "${root}/effects/Stats.ts"
         import * as Server from "${root}/layers/http/HttpServer.ts"
-        import { DataSource, make } from "${root}/src/DataSource.ts"
+        import { InstanceSource, make } from "${root}/src/DataSource.ts"
         // The load holds until the test writes a line to stdin: after it has sent SIGTERM.
         const go = Effect.callback((resume) => void process.stdin.once("data", () => resume(Effect.void)))
-        const slow = Layer.succeed(DataSource, make({
+        const slow = Layer.succeed(InstanceSource, Option.some(make({
           load: (key) => Effect.sync(() => console.log("LOADING")).pipe(
             Effect.andThen(go), Effect.as(Option.some("v-" + key)))
-        }))
+        })))
         const app = Server.layer({ host: "127.0.0.1", port: 0, instanceId: "t", logRequests: false }).pipe(
-          Layer.provide(Layer.mergeAll(Stats.layer({ instanceId: "t" }), HttpApi.layerAlwaysReady, slow)
+          Layer.provide(Layer.mergeAll(Stats.layer({ instanceId: "t" }), Readiness.layerAlwaysReady, slow)
             .pipe(Layer.provideMerge(CacheLayers.layerMemory()))))
         const main = Layer.effectDiscard(Effect.map(Effect.service(HttpServer.HttpServer),
           (server) => console.log("LISTENING " + HttpServer.formatAddress(server.address)))).pipe(Layer.provideMerge(app))
