@@ -710,6 +710,98 @@ layer(switchable, { excludeTestServices: true })("readiness and a failing store"
   )
 })
 
+/** Reads of the keys given to `hold` wait, after signalling that they started, until the test releases them. */
+class ReadGates extends Context.Service<
+  ReadGates,
+  {
+    readonly hold: (
+      key: string
+    ) => Effect.Effect<{ readonly started: Deferred.Deferred<void>; readonly release: Effect.Effect<void> }>
+  }
+>()("test/ReadGates") {}
+
+/** Wraps the `CacheStore` in context: `read` of a held key waits for its gate before it reaches the store. */
+const gatedReads = Layer.effectContext(
+  Effect.gen(function* () {
+    const store = yield* CacheStore
+    const gates = new Map<string, { started: Deferred.Deferred<void>; gate: Deferred.Deferred<void> }>()
+    const hold = (key: string) =>
+      Effect.gen(function* () {
+        const started = yield* Deferred.make<void>()
+        const gate = yield* Deferred.make<void>()
+        gates.set(key, { started, gate })
+        return { started, release: Deferred.succeed(gate, undefined).pipe(Effect.asVoid) }
+      })
+    const read: CacheStore["Service"]["read"] = (key) => {
+      const held = gates.get(key)
+      if (held === undefined) return store.read(key)
+      return Deferred.succeed(held.started, undefined).pipe(
+        Effect.andThen(Deferred.await(held.gate)),
+        Effect.andThen(Effect.suspend(() => store.read(key)))
+      )
+    }
+    return Context.make(CacheStore, { ...store, read }).pipe(Context.add(ReadGates, { hold }))
+  })
+)
+
+/** One `Cache` (so one set of counters) over a store that can be switched down and whose reads can be held. */
+const sharedCache = HttpServerLayer.layer({ ...quiet, instanceId: "race" }).pipe(
+  Layer.provide(Layer.mergeAll(Stats.layer({ instanceId: "race" }), Readiness.layerAlwaysReady)),
+  Layer.provideMerge(Cache.layer({ failureThreshold: 1000 })),
+  Layer.provideMerge(gatedReads),
+  Layer.provideMerge(FlakyStore.layer(MemoryStore.layer))
+)
+
+layer(sharedCache, { excludeTestServices: true })("a miss and a store failure at the same time", (it) => {
+  it.effect("answers the miss 404 and the failed read 503 when they interleave on one cache, never swapped", () =>
+    Effect.gen(function* () {
+      const gates = yield* ReadGates
+      const control = yield* FlakyStore.FlakyControl
+      // The failing read starts first and finishes while the miss is still reading: the miss must stay a 404,
+      // whatever the store did for another request in the meantime.
+      const failing = yield* gates.hold("race:down")
+      const missing = yield* gates.hold("race:miss")
+      const down = yield* Effect.forkChild(getKey("race:down"))
+      yield* Deferred.await(failing.started)
+      const miss = yield* Effect.forkChild(getKey("race:miss"))
+      yield* Deferred.await(missing.started)
+      yield* control.setDown(true)
+      yield* failing.release
+      const downAnswer = yield* Fiber.join(down)
+      assertError(downAnswer, 503, "GET on a failing store")
+      assert.strictEqual(downAnswer.json.error, "store_unavailable")
+      yield* control.setDown(false)
+      yield* missing.release
+      const missAnswer = yield* Fiber.join(miss)
+      assert.deepStrictEqual([missAnswer.status, missAnswer.json], [404, { key: "race:miss", hit: false }])
+    })
+  )
+
+  it.effect("answers concurrent misses 404 on a healthy store and concurrent reads 503 on a down one", () =>
+    Effect.gen(function* () {
+      const control = yield* FlakyStore.FlakyControl
+      const misses = yield* Effect.forEach(
+        Array.from({ length: 20 }, (_, i) => `race:m${i}`),
+        (key) => getKey(key),
+        {
+          concurrency: "unbounded"
+        }
+      )
+      for (const answer of misses) assert.strictEqual(answer.status, 404, answer.text)
+      yield* control.setDown(true)
+      const failures = yield* Effect.forEach(
+        Array.from({ length: 20 }, (_, i) => `race:d${i}`),
+        (key) => getKey(key),
+        {
+          concurrency: "unbounded"
+        }
+      )
+      yield* control.setDown(false)
+      for (const answer of failures) assertError(answer, 503, "GET on a down store")
+    })
+  )
+})
+
 class StartupFlag extends Context.Service<StartupFlag, { done: boolean }>()("test/StartupFlag") {}
 
 const readinessOverFlakyStore = Layer.unwrap(
