@@ -166,10 +166,18 @@ export const layerCacheHandlers = (options: HandlerOptions = {}) =>
         return { key, value, ttl, data_type: "string" as const, hit: false }
       })
 
-      /** GET: the read's own outcome decides 200, 404 (or a load) and 503. */
+      /** GET: the read's own outcome decides 200, 404 and 503 (or, with `?load=true`, a load). */
       const getEntry = Effect.fnUntraced(
         function* (key: string, loadOnMiss: boolean) {
           const read = yield* cache.readEntry(key)
+          // With ?load=true a store that cannot answer degrades to the source, like a miss (getOrLoad serves the
+          // loaded value without the store); without it, it is a 503.
+          if (read._tag !== "Found" && loadOnMiss) {
+            if (source === undefined) {
+              return yield* unavailable("no_data_source", "no data source is configured; ?load=true cannot load")
+            }
+            return yield* load(key, source)
+          }
           switch (read._tag) {
             case "Found": {
               // An entry that expired (or a store that failed) since the read has no TTL left: 0, not "never".
@@ -183,11 +191,7 @@ export const layerCacheHandlers = (options: HandlerOptions = {}) =>
                 "the cache store is unavailable; the entry could not be read"
               )
             case "Missing":
-              if (!loadOnMiss) return yield* new CacheMiss({ key, hit: false })
-              if (source === undefined) {
-                return yield* unavailable("no_data_source", "no data source is configured; ?load=true cannot load")
-              }
-              return yield* load(key, source)
+              return yield* new CacheMiss({ key, hit: false })
           }
         },
         Effect.catchTag("InvalidKeyError", (error) => Effect.fail(invalidKey(error)))
