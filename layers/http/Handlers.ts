@@ -122,6 +122,92 @@ const removed = (outcome: DeleteOutcome, operation: string): Effect.Effect<numbe
 
 const loadOptions = { schema: Schema.Json as Schema.Codec<unknown, unknown> }
 
+/** The GET handler: the read's own outcome decides 200, 404 and 503 (or, with `?load=true`, a load). */
+const makeGetEntry = (cache: Cache["Service"], source: DataSourceShape | undefined) => {
+  const ttlSeconds = (key: string) => Effect.map(cache.ttl(key), Ttl.toSeconds)
+
+  /** `?load=true` on a miss: fills the key from the source and answers it with `hit: false`. */
+  const load = Effect.fnUntraced(function* (key: string, from: DataSourceShape) {
+    const loaded = yield* cache
+      .getOrLoad(
+        key,
+        Effect.flatMap(from.load(key), (found) =>
+          Option.isSome(found) ? Effect.succeed(found.value) : Effect.fail(new SourceMiss())
+        ),
+        loadOptions
+      )
+      .pipe(
+        Effect.catchTags({
+          SourceMiss: () => Effect.fail(new CacheMiss({ key, hit: false })),
+          LoadError: (error) =>
+            Effect.fail(unavailable("source_failed", `the data source failed to load the key: ${error.message}`)),
+          InvalidKeyError: (error) => Effect.fail(invalidKey(error))
+        })
+      )
+    const value = loadedView(loaded)
+    if (value === undefined) {
+      return yield* unavailable("source_failed", "the data source answered a value that is not JSON")
+    }
+    const ttl = yield* ttlSeconds(key).pipe(Effect.orElseSucceed(() => -1))
+    return { key, value, ttl, data_type: "string" as const, hit: false }
+  })
+
+  return Effect.fnUntraced(
+    function* (key: string, loadOnMiss: boolean) {
+      const read = yield* cache.readEntry(key)
+      // With ?load=true a store that cannot answer degrades to the source, like a miss (getOrLoad serves the
+      // loaded value without the store); without it, it is a 503.
+      if (read._tag !== "Found" && loadOnMiss) {
+        if (source === undefined) {
+          return yield* unavailable("no_data_source", "no data source is configured; ?load=true cannot load")
+        }
+        return yield* load(key, source)
+      }
+      switch (read._tag) {
+        case "Found": {
+          // An entry that expired (or a store that failed) since the read has no TTL left: 0, not "never".
+          const remaining = yield* cache.ttl(key)
+          const ttl = remaining === undefined ? 0 : Ttl.toSeconds(remaining)
+          return { key, value: valueOf(read.value), ttl, data_type: read.value.type, hit: true }
+        }
+        case "Unavailable":
+          return yield* unavailable("store_unavailable", "the cache store is unavailable; the entry could not be read")
+        case "Missing":
+          return yield* new CacheMiss({ key, hit: false })
+      }
+    },
+    Effect.catchTag("InvalidKeyError", (error) => Effect.fail(invalidKey(error)))
+  )
+}
+
+/** The `/warm` handler: warms through `source` when `payload.source` names it. */
+const makeWarm = (cache: Cache["Service"], source: DataSourceShape | undefined, sourceNames: ReadonlySet<string>) => {
+  const unknownSource = (name: string) =>
+    badRequest("unknown_source", `unknown data source ${quote(name)}; use ${[...sourceNames].map(quote).join(" or ")}`)
+  return Effect.fn("CacheApi.warm")(function* (payload: WarmRequest) {
+    if (!sourceNames.has(payload.source)) return yield* unknownSource(payload.source)
+    if (source === undefined) {
+      return yield* unavailable("no_data_source", "no data source is configured; nothing to warm from")
+    }
+    const warmOptions = {
+      ttl: payload.ttl === undefined ? undefined : Duration.seconds(payload.ttl),
+      tags: payload.tags
+    }
+    const report = yield* (
+      "keys" in payload
+        ? Warm.warm(payload.keys, warmOptions)
+        : Warm.warmByPattern(payload.pattern, warmOptions).pipe(
+            Effect.catchTags({
+              KeyListingUnsupportedError: (error) => Effect.fail(badRequest("unsupported", error.message)),
+              LoadError: (error) =>
+                Effect.fail(unavailable("source_failed", `listing the source's keys failed: ${error.message}`))
+            })
+          )
+    ).pipe(Effect.provideService(DataSource, source), Effect.provideService(Cache, cache))
+    return Warm.summary(report)
+  })
+}
+
 /** The handlers of `/api/v1/cache`, over the `Cache`, and the `InstanceSource` for `?load=true` and `/warm`. */
 export const layerCacheHandlers = (options: HandlerOptions = {}) =>
   HttpApiBuilder.group(
@@ -132,70 +218,10 @@ export const layerCacheHandlers = (options: HandlerOptions = {}) =>
       const stats = yield* Stats.Stats
       const source = Option.getOrUndefined(yield* InstanceSource)
       const sourceNames = new Set(["default", ...(options.sourceName === undefined ? [] : [options.sourceName])])
-      const unknownSource = (name: string) =>
-        badRequest(
-          "unknown_source",
-          `unknown data source ${quote(name)}; use ${[...sourceNames].map(quote).join(" or ")}`
-        )
 
       const ttlSeconds = (key: string) => Effect.map(cache.ttl(key), Ttl.toSeconds)
-
-      /** `?load=true` on a miss: fills the key from the source and answers it with `hit: false`. */
-      const load = Effect.fnUntraced(function* (key: string, from: DataSourceShape) {
-        const loaded = yield* cache
-          .getOrLoad(
-            key,
-            Effect.flatMap(from.load(key), (found) =>
-              Option.isSome(found) ? Effect.succeed(found.value) : Effect.fail(new SourceMiss())
-            ),
-            loadOptions
-          )
-          .pipe(
-            Effect.catchTags({
-              SourceMiss: () => Effect.fail(new CacheMiss({ key, hit: false })),
-              LoadError: (error) =>
-                Effect.fail(unavailable("source_failed", `the data source failed to load the key: ${error.message}`)),
-              InvalidKeyError: (error) => Effect.fail(invalidKey(error))
-            })
-          )
-        const value = loadedView(loaded)
-        if (value === undefined) {
-          return yield* unavailable("source_failed", "the data source answered a value that is not JSON")
-        }
-        const ttl = yield* ttlSeconds(key).pipe(Effect.orElseSucceed(() => -1))
-        return { key, value, ttl, data_type: "string" as const, hit: false }
-      })
-
-      /** GET: the read's own outcome decides 200, 404 and 503 (or, with `?load=true`, a load). */
-      const getEntry = Effect.fnUntraced(
-        function* (key: string, loadOnMiss: boolean) {
-          const read = yield* cache.readEntry(key)
-          // With ?load=true a store that cannot answer degrades to the source, like a miss (getOrLoad serves the
-          // loaded value without the store); without it, it is a 503.
-          if (read._tag !== "Found" && loadOnMiss) {
-            if (source === undefined) {
-              return yield* unavailable("no_data_source", "no data source is configured; ?load=true cannot load")
-            }
-            return yield* load(key, source)
-          }
-          switch (read._tag) {
-            case "Found": {
-              // An entry that expired (or a store that failed) since the read has no TTL left: 0, not "never".
-              const remaining = yield* cache.ttl(key)
-              const ttl = remaining === undefined ? 0 : Ttl.toSeconds(remaining)
-              return { key, value: valueOf(read.value), ttl, data_type: read.value.type, hit: true }
-            }
-            case "Unavailable":
-              return yield* unavailable(
-                "store_unavailable",
-                "the cache store is unavailable; the entry could not be read"
-              )
-            case "Missing":
-              return yield* new CacheMiss({ key, hit: false })
-          }
-        },
-        Effect.catchTag("InvalidKeyError", (error) => Effect.fail(invalidKey(error)))
-      )
+      const getEntry = makeGetEntry(cache, source)
+      const warm = makeWarm(cache, source, sourceNames)
 
       const putEntry = Effect.fnUntraced(
         function* (key: string, payload: PutEntry) {
@@ -222,29 +248,6 @@ export const layerCacheHandlers = (options: HandlerOptions = {}) =>
           Effect.flatMap((outcome) => removed(outcome, "invalidate"))
         )
         return { keys_invalidated: count, status: "success" as const }
-      })
-
-      const warm = Effect.fn("CacheApi.warm")(function* (payload: WarmRequest) {
-        if (!sourceNames.has(payload.source)) return yield* unknownSource(payload.source)
-        if (source === undefined) {
-          return yield* unavailable("no_data_source", "no data source is configured; nothing to warm from")
-        }
-        const warmOptions = {
-          ttl: payload.ttl === undefined ? undefined : Duration.seconds(payload.ttl),
-          tags: payload.tags
-        }
-        const report = yield* (
-          "keys" in payload
-            ? Warm.warm(payload.keys, warmOptions)
-            : Warm.warmByPattern(payload.pattern, warmOptions).pipe(
-                Effect.catchTags({
-                  KeyListingUnsupportedError: (error) => Effect.fail(badRequest("unsupported", error.message)),
-                  LoadError: (error) =>
-                    Effect.fail(unavailable("source_failed", `listing the source's keys failed: ${error.message}`))
-                })
-              )
-        ).pipe(Effect.provideService(DataSource, source), Effect.provideService(Cache, cache))
-        return Warm.summary(report)
       })
 
       return (
