@@ -1,5 +1,5 @@
 /**
- * Serves the REST API (`layers/HttpApi.ts`) on Node's `node:http`, bound to 127.0.0.1 unless told otherwise. Input
+ * Serves the REST API (`Routes.ts`) on Node's `node:http`, bound to 127.0.0.1 unless told otherwise. Input
  * Node rejects before the app sees it (a malformed request line, headers over the limit, a request timeout) is
  * answered with JSON `{error, message}` too. When the layer's scope closes the server stops accepting connections,
  * lets the requests in flight finish (up to `gracefulShutdownTimeout`, default 20 s), and only then releases what
@@ -12,7 +12,8 @@ import type { Cache } from "../../effects/Cache.ts"
 import type { Stats } from "../../effects/Stats.ts"
 import { createServer, type Server, type ServerResponse } from "node:http"
 import type { Duplex } from "node:stream"
-import * as HttpApi from "./CacheApi.ts"
+import type { Readiness } from "./Readiness.ts"
+import * as Routes from "./Routes.ts"
 
 /** Where and how to serve. */
 export interface HttpServerOptions {
@@ -113,13 +114,13 @@ export const makeNodeServer = (): Server => {
 
 /**
  * The API served on `host:port`, with the `HttpServer` (its bound address) as output. Needs `Cache`, `Stats`
- * and `Readiness` (and `CacheStore` through them, depending on the layers given); uses the `DataSource` in context
- * when there is one (`?load=true` and `/warm`; without one those answer 503).
+ * and `Readiness` (and `CacheStore` through them, depending on the layers given); loads through the `InstanceSource`
+ * when one is provided (`?load=true` and `/warm`; without one those answer 503).
  */
 export const layer = (
   options: HttpServerOptions
-): Layer.Layer<HttpServer.HttpServer, HttpServerError.ServeError, Cache | Stats | HttpApi.Readiness> =>
-  HttpRouter.serve(HttpApi.layerRoutes(options), {
+): Layer.Layer<HttpServer.HttpServer, HttpServerError.ServeError, Cache | Stats | Readiness> =>
+  HttpRouter.serve(Routes.layerRoutes(options), {
     // Keys are at most 512 bytes; the guard refuses longer ones before routing, with a 400 rather than a 404.
     routerConfig: { maxParamLength: 2048 },
     disableLogger: options.logRequests === false,

@@ -14,11 +14,11 @@ import * as Stats from "../../effects/Stats.ts"
 import * as Warm from "../../effects/Warm.ts"
 import * as WarmSchedule from "../../effects/WarmSchedule.ts"
 import * as CacheConfig from "../../src/CacheConfig.ts"
-import { DataSource } from "../../src/DataSource.ts"
+import { DataSource, InstanceSource } from "../../src/DataSource.ts"
 import * as CacheLayers from "../CacheLayers.ts"
-import * as HttpApi from "../http/CacheApi.ts"
 import * as HttpDataSource from "../source/HttpDataSource.ts"
 import * as HttpServer from "../http/HttpServer.ts"
+import * as Readiness from "../http/Readiness.ts"
 import * as StoreChoice from "../store/StoreChoice.ts"
 import * as KeysFile from "./KeysFile.ts"
 import * as SnsSqsBus from "../bus/SnsSqsBus.ts"
@@ -108,7 +108,7 @@ const layerStartupWarm = (service: CacheConfig.ServiceConfig, ttlSeconds: number
           (error) => new CacheConfig.InvalidConfigError({ variable: "CACHE_WARM_KEYS_FILE", message: error.message })
         )
       )
-      const source = yield* Effect.serviceOption(DataSource)
+      const source = yield* InstanceSource
       if (Option.isNone(source)) {
         return yield* new CacheConfig.InvalidConfigError({
           variable: "CACHE_WARM_KEYS_FILE",
@@ -147,7 +147,7 @@ const layerScheduledWarm = (service: CacheConfig.ServiceConfig, ttlSeconds: numb
           message: "a warm-up schedule needs the keys to warm: set CACHE_WARM_KEYS_FILE"
         })
       }
-      const source = yield* Effect.serviceOption(DataSource)
+      const source = yield* InstanceSource
       if (Option.isNone(source)) {
         return yield* new CacheConfig.InvalidConfigError({
           variable: "CACHE_WARM_SCHEDULE",
@@ -185,16 +185,17 @@ export const layer = Layer.unwrap(
         : Stats.layerInstrumentedSynced({ instanceId }).pipe(
             Layer.provideMerge(CacheLayers.layerSynced({ store, bus, cache: cacheOptions }))
           )
+    // The built source is also the `InstanceSource` the REST API and the warm-ups load through.
     const source =
-      service.source === "http"
-        ? HttpDataSource.layerConfig
-        : service.source === "sql"
-          ? SqlDataSource.layerConfig
-          : Layer.empty
+      service.source === "http" || service.source === "sql"
+        ? Layer.effect(InstanceSource, Effect.map(Effect.service(DataSource), Option.some)).pipe(
+            Layer.provideMerge(service.source === "http" ? HttpDataSource.layerConfig : SqlDataSource.layerConfig)
+          )
+        : Layer.empty
     const startup = layerStartupWarm(service, config.defaultTtlSeconds)
     const scheduled = layerScheduledWarm(service, config.defaultTtlSeconds)
     const readiness = Layer.unwrap(
-      Effect.map(Effect.service(StartupWarm), (warm) => HttpApi.layerReadinessFromStore({ startupDone: warm.done }))
+      Effect.map(Effect.service(StartupWarm), (warm) => Readiness.layerReadinessFromStore({ startupDone: warm.done }))
     )
     const http = HttpServer.layer({
       host: service.httpHost,

@@ -7,16 +7,16 @@
  * multiplies the run counts.
  */
 import { assert, layer } from "@effect/vitest"
-import { Effect, Layer, Redacted } from "effect"
+import { Effect, Layer, Option, Redacted } from "effect"
 import { HttpServer } from "effect/http"
 import * as fc from "fast-check"
 import * as net from "node:net"
 import * as CacheLayers from "../../../layers/CacheLayers.ts"
 import * as Stats from "../../../effects/Stats.ts"
-import * as HttpApi from "../../../layers/http/CacheApi.ts"
 import * as HttpServerLayer from "../../../layers/http/HttpServer.ts"
+import * as Readiness from "../../../layers/http/Readiness.ts"
 import * as MemoryDataSource from "../../../layers/source/MemoryDataSource.ts"
-import { DataSource } from "../../../src/DataSource.ts"
+import { InstanceSource } from "../../../src/DataSource.ts"
 
 const token = "fuzz-token-7f3a9c"
 const maxBodyBytes = 8192
@@ -32,9 +32,9 @@ const server = HttpServerLayer.layer({
   maxBodyBytes,
   sourceName: "memory"
 }).pipe(
-  Layer.provide(Layer.succeed(DataSource, MemoryDataSource.make({ "src:1": 1 }).source)),
+  Layer.provide(Layer.succeed(InstanceSource, Option.some(MemoryDataSource.make({ "src:1": 1 }).source))),
   Layer.provide(
-    Layer.mergeAll(Stats.layer({ instanceId: "fuzz" }), HttpApi.layerAlwaysReady).pipe(
+    Layer.mergeAll(Stats.layer({ instanceId: "fuzz" }), Readiness.layerAlwaysReady).pipe(
       Layer.provideMerge(CacheLayers.layerMemory())
     )
   )

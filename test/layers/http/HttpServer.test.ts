@@ -15,13 +15,13 @@ import * as Cache from "../../../effects/Cache.ts"
 import * as CacheLayers from "../../../layers/CacheLayers.ts"
 import * as RedisCache from "../../../layers/RedisCache.ts"
 import * as Stats from "../../../effects/Stats.ts"
-import * as HttpApi from "../../../layers/http/CacheApi.ts"
 import * as HttpDataSource from "../../../layers/source/HttpDataSource.ts"
 import * as HttpServerLayer from "../../../layers/http/HttpServer.ts"
+import * as Readiness from "../../../layers/http/Readiness.ts"
 import * as MemoryDataSource from "../../../layers/source/MemoryDataSource.ts"
 import * as MemoryStore from "../../../layers/store/MemoryStore.ts"
 import { CacheStore } from "../../../src/CacheStore.ts"
-import { DataSource } from "../../../src/DataSource.ts"
+import { DataSource, InstanceSource } from "../../../src/DataSource.ts"
 import * as DataSourceModule from "../../../src/DataSource.ts"
 import { defaults } from "../../../src/EmbeddedRedis.ts"
 import * as FlakyStore from "../../utils/FlakyStore.ts"
@@ -97,7 +97,7 @@ const serverOn = <E>(
 ) =>
   HttpServerLayer.layer({ ...quiet, instanceId: "test-1", ...options }).pipe(
     Layer.provide(
-      Layer.mergeAll(Stats.layer({ instanceId: options.instanceId ?? "test-1" }), HttpApi.layerAlwaysReady).pipe(
+      Layer.mergeAll(Stats.layer({ instanceId: options.instanceId ?? "test-1" }), Readiness.layerAlwaysReady).pipe(
         Layer.provideMerge(cache)
       )
     )
@@ -110,7 +110,7 @@ const source = MemoryDataSource.make({ "src:1": { name: "ada" }, "src:2": "two",
 // -----------------------------------------------------------------------------
 
 const memoryServer = serverOn(CacheLayers.layerMemory(), { sourceName: "memory" }).pipe(
-  Layer.provide(Layer.succeed(DataSource, source.source))
+  Layer.provide(Layer.succeed(InstanceSource, Option.some(source.source)))
 )
 
 interface Tests {
@@ -599,7 +599,11 @@ class SourceLog extends Context.Service<SourceLog, { readonly requests: Readonly
 const httpSourced = Layer.unwrap(
   Effect.map(sourceServer, (source) =>
     serverOn(CacheLayers.layerMemory(), { sourceName: "http" }).pipe(
-      Layer.provide(HttpDataSource.layer({ urlTemplate: `${source.base}/items/{key}`, retries: 0 })),
+      Layer.provide(
+        Layer.effect(InstanceSource, Effect.map(Effect.service(DataSource), Option.some)).pipe(
+          Layer.provide(HttpDataSource.layer({ urlTemplate: `${source.base}/items/{key}`, retries: 0 }))
+        )
+      ),
       Layer.merge(Layer.succeed(SourceLog, { requests: source.requests }))
     )
   )
@@ -660,7 +664,7 @@ const switchable = Layer.unwrap(
     const state = { ready: false }
     return HttpServerLayer.layer({ ...quiet, instanceId: "flaky" }).pipe(
       Layer.provide(
-        Layer.succeed(HttpApi.Readiness, {
+        Layer.succeed(Readiness.Readiness, {
           check: Effect.sync(() => (state.ready ? { ready: true } : { ready: false, reason: "warming up" }))
         })
       ),
@@ -706,12 +710,104 @@ layer(switchable, { excludeTestServices: true })("readiness and a failing store"
   )
 })
 
+/** Reads of the keys given to `hold` wait, after signalling that they started, until the test releases them. */
+class ReadGates extends Context.Service<
+  ReadGates,
+  {
+    readonly hold: (
+      key: string
+    ) => Effect.Effect<{ readonly started: Deferred.Deferred<void>; readonly release: Effect.Effect<void> }>
+  }
+>()("test/ReadGates") {}
+
+/** Wraps the `CacheStore` in context: `read` of a held key waits for its gate before it reaches the store. */
+const gatedReads = Layer.effectContext(
+  Effect.gen(function* () {
+    const store = yield* CacheStore
+    const gates = new Map<string, { started: Deferred.Deferred<void>; gate: Deferred.Deferred<void> }>()
+    const hold = (key: string) =>
+      Effect.gen(function* () {
+        const started = yield* Deferred.make<void>()
+        const gate = yield* Deferred.make<void>()
+        gates.set(key, { started, gate })
+        return { started, release: Deferred.succeed(gate, undefined).pipe(Effect.asVoid) }
+      })
+    const read: CacheStore["Service"]["read"] = (key) => {
+      const held = gates.get(key)
+      if (held === undefined) return store.read(key)
+      return Deferred.succeed(held.started, undefined).pipe(
+        Effect.andThen(Deferred.await(held.gate)),
+        Effect.andThen(Effect.suspend(() => store.read(key)))
+      )
+    }
+    return Context.make(CacheStore, { ...store, read }).pipe(Context.add(ReadGates, { hold }))
+  })
+)
+
+/** One `Cache` (so one set of counters) over a store that can be switched down and whose reads can be held. */
+const sharedCache = HttpServerLayer.layer({ ...quiet, instanceId: "race" }).pipe(
+  Layer.provide(Layer.mergeAll(Stats.layer({ instanceId: "race" }), Readiness.layerAlwaysReady)),
+  Layer.provideMerge(Cache.layer({ failureThreshold: 1000 })),
+  Layer.provideMerge(gatedReads),
+  Layer.provideMerge(FlakyStore.layer(MemoryStore.layer))
+)
+
+layer(sharedCache, { excludeTestServices: true })("a miss and a store failure at the same time", (it) => {
+  it.effect("answers the miss 404 and the failed read 503 when they interleave on one cache, never swapped", () =>
+    Effect.gen(function* () {
+      const gates = yield* ReadGates
+      const control = yield* FlakyStore.FlakyControl
+      // The failing read starts first and finishes while the miss is still reading: the miss must stay a 404,
+      // whatever the store did for another request in the meantime.
+      const failing = yield* gates.hold("race:down")
+      const missing = yield* gates.hold("race:miss")
+      const down = yield* Effect.forkChild(getKey("race:down"))
+      yield* Deferred.await(failing.started)
+      const miss = yield* Effect.forkChild(getKey("race:miss"))
+      yield* Deferred.await(missing.started)
+      yield* control.setDown(true)
+      yield* failing.release
+      const downAnswer = yield* Fiber.join(down)
+      assertError(downAnswer, 503, "GET on a failing store")
+      assert.strictEqual(downAnswer.json.error, "store_unavailable")
+      yield* control.setDown(false)
+      yield* missing.release
+      const missAnswer = yield* Fiber.join(miss)
+      assert.deepStrictEqual([missAnswer.status, missAnswer.json], [404, { key: "race:miss", hit: false }])
+    })
+  )
+
+  it.effect("answers concurrent misses 404 on a healthy store and concurrent reads 503 on a down one", () =>
+    Effect.gen(function* () {
+      const control = yield* FlakyStore.FlakyControl
+      const misses = yield* Effect.forEach(
+        Array.from({ length: 20 }, (_, i) => `race:m${i}`),
+        (key) => getKey(key),
+        {
+          concurrency: "unbounded"
+        }
+      )
+      for (const answer of misses) assert.strictEqual(answer.status, 404, answer.text)
+      yield* control.setDown(true)
+      const failures = yield* Effect.forEach(
+        Array.from({ length: 20 }, (_, i) => `race:d${i}`),
+        (key) => getKey(key),
+        {
+          concurrency: "unbounded"
+        }
+      )
+      yield* control.setDown(false)
+      for (const answer of failures) assertError(answer, 503, "GET on a down store")
+    })
+  )
+})
+
 class StartupFlag extends Context.Service<StartupFlag, { done: boolean }>()("test/StartupFlag") {}
 
 const readinessOverFlakyStore = Layer.unwrap(
   Effect.sync(() => {
     const startup = { done: false }
-    return HttpApi.layerReadinessFromStore({ startupDone: Effect.sync(() => startup.done) }).pipe(
+    return Readiness.layerReadinessFromStore({ startupDone: Effect.sync(() => startup.done) }).pipe(
       Layer.provideMerge(FlakyStore.layer(MemoryStore.layer)),
       Layer.merge(Layer.succeed(StartupFlag, startup))
     )
@@ -722,7 +818,7 @@ describe("layerReadinessFromStore", () => {
   it.live("is not ready before startup is done, nor while the store does not answer PING; ready otherwise", () =>
     Effect.gen(function* () {
       const startup = yield* StartupFlag
-      const readiness = yield* HttpApi.Readiness
+      const readiness = yield* Readiness.Readiness
       const control = yield* FlakyStore.FlakyControl
       assert.deepStrictEqual(yield* readiness.check, { ready: false, reason: "startup warm-up has not finished" })
       startup.done = true
@@ -745,7 +841,7 @@ const embedded = Layer.unwrap(
   Effect.map(TempDir.make, (dir) =>
     HttpServerLayer.layer({ ...quiet, instanceId: "redis-1" }).pipe(
       Layer.provide(
-        Layer.mergeAll(Stats.layer({ instanceId: "redis-1" }), HttpApi.layerReadinessFromStore({})).pipe(
+        Layer.mergeAll(Stats.layer({ instanceId: "redis-1" }), Readiness.layerReadinessFromStore({})).pipe(
           Layer.provideMerge(RedisCache.layerEmbedded({ server: defaults(dir) }))
         )
       )
@@ -805,14 +901,16 @@ layer(embedded, { excludeTestServices: true, timeout: "30 seconds" })("REST API 
 /** A source whose loads wait for the test: it signals each load, then waits for the gate. */
 const gatedSource = (started: Deferred.Deferred<void>, gate: Deferred.Deferred<void>) =>
   Layer.succeed(
-    DataSource,
-    DataSourceModule.make({
-      load: (key) =>
-        Deferred.succeed(started, undefined).pipe(
-          Effect.andThen(Deferred.await(gate)),
-          Effect.as(Option.some(`loaded ${key}`))
-        )
-    })
+    InstanceSource,
+    Option.some(
+      DataSourceModule.make({
+        load: (key) =>
+          Deferred.succeed(started, undefined).pipe(
+            Effect.andThen(Deferred.await(gate)),
+            Effect.as(Option.some(`loaded ${key}`))
+          )
+      })
+    )
   )
 
 describe("shutdown", () => {
@@ -859,18 +957,18 @@ describe("shutdown", () => {
         import { Effect, Layer, Option } from "effect"
         import { HttpServer } from "effect/http"
         import * as CacheLayers from "${root}/layers/CacheLayers.ts"
-        import * as HttpApi from "${root}/layers/http/CacheApi.ts"
+        import * as Readiness from "${root}/layers/http/Readiness.ts"
         import * as Stats from "${root}/effects/Stats.ts"
         import * as Server from "${root}/layers/http/HttpServer.ts"
-        import { DataSource, make } from "${root}/src/DataSource.ts"
+        import { InstanceSource, make } from "${root}/src/DataSource.ts"
         // The load holds until the test writes a line to stdin: after it has sent SIGTERM.
         const go = Effect.callback((resume) => void process.stdin.once("data", () => resume(Effect.void)))
-        const slow = Layer.succeed(DataSource, make({
+        const slow = Layer.succeed(InstanceSource, Option.some(make({
           load: (key) => Effect.sync(() => console.log("LOADING")).pipe(
             Effect.andThen(go), Effect.as(Option.some("v-" + key)))
-        }))
+        })))
         const app = Server.layer({ host: "127.0.0.1", port: 0, instanceId: "t", logRequests: false }).pipe(
-          Layer.provide(Layer.mergeAll(Stats.layer({ instanceId: "t" }), HttpApi.layerAlwaysReady, slow)
+          Layer.provide(Layer.mergeAll(Stats.layer({ instanceId: "t" }), Readiness.layerAlwaysReady, slow)
             .pipe(Layer.provideMerge(CacheLayers.layerMemory()))))
         const main = Layer.effectDiscard(Effect.map(Effect.service(HttpServer.HttpServer),
           (server) => console.log("LISTENING " + HttpServer.formatAddress(server.address)))).pipe(Layer.provideMerge(app))
