@@ -6,13 +6,7 @@
  */
 import { Effect, Layer } from "effect"
 import { Redis } from "ioredis"
-import {
-  CacheStore,
-  CacheStoreError,
-  type LeaseResult,
-  type StoreInfo,
-  type TtlOptions
-} from "../../src/CacheStore.ts"
+import { CacheStore, CacheStoreError, type LeaseResult, type StoreInfo, type TtlOptions } from "../../src/CacheStore.ts"
 import type { CacheValue, ScoredMember } from "../../src/CacheValue.ts"
 import { EmbeddedRedis } from "../../src/EmbeddedRedis.ts"
 import * as RedisConnection from "./RedisConnection.ts"
