@@ -16,10 +16,13 @@ export class InvalidSourceOptionsError extends Schema.TaggedError<InvalidSourceO
   { option: Schema.String, message: Schema.String }
 ) {}
 
+const invalidFile = (option: string, message: string) =>
+  new InvalidSourceOptionsError({ option, message: `${option}: ${message}` })
+
 /** The entries of the JSON object in `file`; `option` names what pointed at the file in the error. */
 const read = (file: string, option: string): Effect.Effect<ReadonlyMap<string, unknown>, InvalidSourceOptionsError> =>
   Effect.gen(function* () {
-    const invalid = (message: string) => new InvalidSourceOptionsError({ option, message: `${option}: ${message}` })
+    const invalid = (message: string) => invalidFile(option, message)
     const text = yield* Effect.try({
       try: () => fs.readFileSync(file, "utf8"),
       catch: (cause) => invalid(`cannot read ${file} (${(cause as NodeJS.ErrnoException).code ?? String(cause)})`)

@@ -23,6 +23,15 @@ const fileWith = (content: string) =>
 const build = <E>(layer: Layer.Layer<DataSource, E>) =>
   Effect.map(Layer.build(layer), (context) => Context.get(context, DataSource))
 
+/** The error building the source over `file` fails with. */
+const refused = (file: string) => Effect.flip(build(FileDataSource.layer(file)))
+
+/** The source `layerConfig` builds from `env`. */
+const withEnv = (env: Record<string, string>) =>
+  build(FileDataSource.layerConfig).pipe(
+    Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromUnknown(env))
+  )
+
 const users = { "user:1": { name: "ada" }, "user:2": { name: "grace" }, "order:1": [1, 2], flag: false }
 
 describe("FileDataSource", () => {
@@ -56,7 +65,6 @@ describe("FileDataSource", () => {
 
   it.live("refuses a missing file, a file that is not JSON and JSON that is not an object, naming the option", () =>
     Effect.gen(function* () {
-      const refused = (file: string) => Effect.flip(build(FileDataSource.layer(file)))
       const missing = yield* refused("/nonexistent/embedded-cache/users.json")
       assert.strictEqual(missing._tag, "InvalidSourceOptionsError")
       assert.strictEqual(missing.option, "path")
@@ -72,10 +80,6 @@ describe("FileDataSource", () => {
 
   it.live("layerConfig reads the file named by CACHE_SOURCE_FILE, and its errors name the variable", () =>
     Effect.gen(function* () {
-      const withEnv = (env: Record<string, string>) =>
-        build(FileDataSource.layerConfig).pipe(
-          Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromUnknown(env))
-        )
       const source = yield* withEnv({ CACHE_SOURCE_FILE: yield* fileWith(JSON.stringify(users)) })
       assert.deepStrictEqual(yield* source.load("user:2"), Option.some({ name: "grace" }))
       const unset = yield* Effect.flip(withEnv({}))
