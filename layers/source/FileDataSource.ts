@@ -22,17 +22,18 @@ const invalidFile = (option: string, message: string) =>
 /** The entries of the JSON object in `file`; `option` names what pointed at the file in the error. */
 const read = (file: string, option: string): Effect.Effect<ReadonlyMap<string, unknown>, InvalidSourceOptionsError> =>
   Effect.gen(function* () {
-    const invalid = (message: string) => invalidFile(option, message)
     const text = yield* Effect.try({
       try: () => fs.readFileSync(file, "utf8"),
-      catch: (cause) => invalid(`cannot read ${file} (${(cause as NodeJS.ErrnoException).code ?? String(cause)})`)
+      catch: (cause) =>
+        invalidFile(option, `cannot read ${file} (${(cause as NodeJS.ErrnoException).code ?? String(cause)})`)
     })
     const json = yield* Effect.try({
       try: (): unknown => JSON.parse(text),
-      catch: (cause) => invalid(`${file} is not JSON (${cause instanceof Error ? cause.message : String(cause)})`)
+      catch: (cause) =>
+        invalidFile(option, `${file} is not JSON (${cause instanceof Error ? cause.message : String(cause)})`)
     })
     if (typeof json !== "object" || json === null || Array.isArray(json)) {
-      return yield* invalid(`${file} must hold a JSON object of key → value`)
+      return yield* invalidFile(option, `${file} must hold a JSON object of key → value`)
     }
     return new Map(Object.entries(json))
   })
