@@ -117,6 +117,7 @@ describe("the packed package, installed in a fresh consumer", () => {
     expect(entries).toContain("embedded-cache/layers/CacheLayers")
     expect(entries).toContain("embedded-cache/layers/store/RedisStore")
     expect(entries).toContain("embedded-cache/test/suites/CacheStoreSuite")
+    expect(fs.existsSync(path.join(installed, "dist", "effects", "internal", "FencedFill.js"))).toBe(true)
     const script = [
       `const entries = ${JSON.stringify(entries)}`,
       "for (const entry of entries) {",
@@ -138,14 +139,17 @@ describe("the packed package, installed in a fresh consumer", () => {
       '      (yield* Cache.get("n", Schema.Number)).pipe((o) => o._tag === "Some" ? o.value : 0)',
       "  }).pipe(Effect.provide(CacheLayers.layerMemory()))",
       ")",
-      "console.log(JSON.stringify({ loaded: entries.length, promised, effected }))"
+      // The programs' parts stay private: effects/internal/* is not an entry point.
+      'const internal = await import("embedded-cache/effects/internal/FencedFill").then(() => "exported", (e) => e.code)',
+      "console.log(JSON.stringify({ loaded: entries.length, promised, effected, internal }))"
     ].join("\n")
     fs.writeFileSync(path.join(consumer, "smoke.mjs"), script)
     const { stdout } = await sh(consumer, process.execPath, ["smoke.mjs"])
     expect(JSON.parse(stdout.trim().split("\n").at(-1)!)).toEqual({
       loaded: entries.length,
       promised: { text: "hi" },
-      effected: 42
+      effected: 42,
+      internal: "ERR_PACKAGE_PATH_NOT_EXPORTED"
     })
   })
 
