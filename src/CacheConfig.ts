@@ -58,7 +58,7 @@ export const CacheConfig = Config.all({
 export type CacheConfig = Config.Success<typeof CacheConfig>
 
 /** Where `serve` loads from on a miss (`GET ?load=true`) and when warming. */
-export const SourceKind = Schema.Literals(["none", "http", "sql"])
+export const SourceKind = Schema.Literals(["none", "http", "sql", "file"])
 export type SourceKind = typeof SourceKind.Type
 
 const PositiveInt = Schema.NumberFromString.pipe(Schema.check(Schema.isInt(), Schema.isGreaterThan(0)))

@@ -1,38 +1,73 @@
 /**
- * The README's first example, kept compiling and passing: the same program on the memory layer, with TestClock.
+ * The README's TypeScript examples are the files in `examples/`, character for character: every block whose first
+ * line names an example file (`// examples/X.ts — …`) is that file, and every example file is quoted. The examples
+ * are type-checked by `tsc -p .`, the unit-test example runs in vitest, and here each runnable program runs with
+ * Node against the built package (`dist/`, which `npm test` builds first) and exits 0 — so docs and tested code
+ * cannot drift.
  */
-import { assert, it } from "@effect/vitest"
-import { Effect, Option, Schema } from "effect"
-import { TestClock } from "effect/testing"
-import * as Cache from "../effects/Cache.ts"
-import * as CacheLayers from "../layers/CacheLayers.ts"
+import { describe, expect, it } from "@effect/vitest"
+import { execFile } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { promisify } from "node:util"
 
-const User = Schema.Struct({ id: Schema.Number, name: Schema.String })
-const loadUser = (id: number) => Effect.succeed({ id, name: "ada" })
-const saveUser = (_id: number, _name: string) => Effect.void
+const root = path.resolve(import.meta.dirname, "..")
+const readme = fs.readFileSync(path.join(root, "README.md"), "utf8")
 
-const userById = (id: number) =>
-  Cache.getOrLoad(`user:${id}`, loadUser(id), { schema: User, ttl: "10 minutes", tags: ["users"] })
+/** The README's ```ts blocks that quote an example file, by the file they name. */
+const quoted = new Map(
+  [...readme.matchAll(/^```ts\n([\s\S]*?)^```$/gm)].flatMap((match) => {
+    const body = match[1]!
+    const named = /^\/\/ (examples\/[\w./-]+\.ts)\b/.exec(body)
+    return named === null ? [] : [[named[1]!, body] as const]
+  })
+)
 
-const renameUser = (id: number, name: string) =>
-  Effect.gen(function* () {
-    yield* saveUser(id, name)
-    return yield* Cache.del(`user:${id}`)
+const exampleFiles = fs
+  .readdirSync(path.join(root, "examples"))
+  .filter((file) => file.endsWith(".ts"))
+  .map((file) => `examples/${file}`)
+
+/** The examples that are programs (not tests), each with a line its output must contain. */
+const programs = [
+  ["examples/PromiseCache.ts", "{ removed: 2, pending: false }"],
+  ["examples/ScheduledWarm.ts", "runs: 3"],
+  ["examples/UserService.ts", "renamed: { _tag: 'Deleted', removed: 1 }"]
+] as const
+
+describe("the README's TypeScript examples", () => {
+  it("quote every example file, and only example files that exist", () => {
+    expect(new Set(quoted.keys())).toEqual(new Set(exampleFiles))
+    expect(exampleFiles.length).toBeGreaterThanOrEqual(4)
   })
 
-it.effect("a cached user expires after its TTL", () =>
-  Effect.gen(function* () {
-    yield* userById(1)
-    assert.deepStrictEqual(yield* Cache.get("user:1", User), Option.some({ id: 1, name: "ada" }))
-    yield* TestClock.adjust("10 minutes")
-    assert.deepStrictEqual(yield* Cache.get("user:1", User), Option.none())
-  }).pipe(Effect.provide(CacheLayers.layerMemory()))
-)
+  for (const file of exampleFiles) {
+    it(`quotes ${file} verbatim`, () => {
+      expect(quoted.get(file)).toBe(fs.readFileSync(path.join(root, file), "utf8"))
+    })
+  }
 
-it.effect("renaming drops the cached copy", () =>
-  Effect.gen(function* () {
-    yield* userById(1)
-    assert.deepStrictEqual(yield* renameUser(1, "grace"), { _tag: "Deleted", removed: 1 })
-    assert.deepStrictEqual(yield* Cache.get("user:1", User), Option.none())
-  }).pipe(Effect.provide(CacheLayers.layerMemory()))
-)
+  it("covers every runnable example with a run below", () => {
+    expect(new Set(programs.map(([file]) => file))).toEqual(
+      new Set(exampleFiles.filter((file) => !file.endsWith(".test.ts")))
+    )
+  })
+
+  for (const [file, expected] of programs) {
+    it(`${file} runs on the built package and exits 0`, async () => {
+      expect(fs.existsSync(path.join(root, "dist", "src", "index.js")), "run `npm run build` first").toBe(true)
+      // A scratch working directory: the embedded example puts its data dir under it.
+      const cwd = fs.mkdtempSync(path.join(os.tmpdir(), "ec-ex-"))
+      try {
+        const { stdout } = await promisify(execFile)(process.execPath, [path.join(root, file)], {
+          cwd,
+          timeout: 30_000
+        })
+        expect(stdout).toContain(expected)
+      } finally {
+        fs.rmSync(cwd, { recursive: true, force: true })
+      }
+    })
+  }
+})
