@@ -16,6 +16,7 @@ import * as WarmSchedule from "../../effects/WarmSchedule.ts"
 import * as CacheConfig from "../../src/CacheConfig.ts"
 import { DataSource, InstanceSource } from "../../src/DataSource.ts"
 import * as CacheLayers from "../CacheLayers.ts"
+import * as FileDataSource from "../source/FileDataSource.ts"
 import * as HttpDataSource from "../source/HttpDataSource.ts"
 import * as HttpServer from "../http/HttpServer.ts"
 import * as Readiness from "../http/Readiness.ts"
@@ -86,6 +87,13 @@ export const busFromConfig = (config: CacheConfig.CacheConfig, instanceId: strin
       queuePrefix: config.sqsQueuePrefix
     })
   })
+
+/** The data source each `CACHE_SOURCE` names, configured from its own variables. */
+const sourceLayers = {
+  http: HttpDataSource.layerConfig,
+  sql: SqlDataSource.layerConfig,
+  file: FileDataSource.layerConfig
+} as const
 
 /** Whether the startup warm-up is over (finished, failed or timed out). */
 export class StartupWarm extends Context.Service<StartupWarm, { readonly done: Effect.Effect<boolean> }>()(
@@ -187,11 +195,11 @@ export const layer = Layer.unwrap(
           )
     // The built source is also the `InstanceSource` the REST API and the warm-ups load through.
     const source =
-      service.source === "http" || service.source === "sql"
-        ? Layer.effect(InstanceSource, Effect.map(Effect.service(DataSource), Option.some)).pipe(
-            Layer.provideMerge(service.source === "http" ? HttpDataSource.layerConfig : SqlDataSource.layerConfig)
+      service.source === "none"
+        ? Layer.empty
+        : Layer.effect(InstanceSource, Effect.map(Effect.service(DataSource), Option.some)).pipe(
+            Layer.provideMerge(sourceLayers[service.source])
           )
-        : Layer.empty
     const startup = layerStartupWarm(service, config.defaultTtlSeconds)
     const scheduled = layerScheduledWarm(service, config.defaultTtlSeconds)
     const readiness = Layer.unwrap(
