@@ -13,7 +13,7 @@ import * as Handlers from "./Handlers.ts"
 export interface ApiOptions extends Guard.GuardOptions, Handlers.HandlerOptions {}
 
 /**
- * Every route of the API — `/api/v1/cache/*`, `/healthz`, `/readyz`, `/metrics`, `/openapi.json`, `/docs` — with the
+ * Every route of the API — `/` (an index of the others), `/api/v1/cache/*`, `/healthz`, `/readyz`, `/metrics`, `/openapi.json`, `/docs` — with the
  * guard, for `HttpRouter.serve`.
  */
 export const layerRoutes = (options: ApiOptions = {}) =>
