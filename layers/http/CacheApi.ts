@@ -21,6 +21,7 @@ import * as CacheKey from "../../src/CacheKey.ts"
 import { DataType, ScoredMember } from "../../src/CacheValue.ts"
 import { Pattern, Tag } from "../../src/InvalidationEvent.ts"
 import * as Ttl from "../../src/Ttl.ts"
+import * as ApiDocs from "./ApiDocs.ts"
 
 // -----------------------------------------------------------------------------
 // Errors: every one is `{error, message}` on the wire, with its status
@@ -206,34 +207,34 @@ export const docsPath = "/docs"
 /** Entries, invalidation, warming and stats under `/api/v1/cache`. */
 export class CacheGroup extends HttpApiGroup.make("cache")
   .add(
-    HttpApiEndpoint.get("stats", "/stats", { success: StatsBody }),
+    HttpApiEndpoint.get("stats", "/stats", { success: StatsBody }).annotateMerge(ApiDocs.operations.stats),
     HttpApiEndpoint.post("invalidate", "/invalidate", {
       payload: Invalidation,
       success: Invalidated,
       error: ServiceUnavailable
-    }),
+    }).annotateMerge(ApiDocs.operations.invalidate),
     HttpApiEndpoint.post("warm", "/warm", {
       payload: WarmRequest,
       success: Warm.WarmSummary,
       error: ServiceUnavailable
-    }),
+    }).annotateMerge(ApiDocs.operations.warm),
     HttpApiEndpoint.get("getEntry", "/:key", {
       params: { key: KeyParam },
       query: { load: Schema.optionalKey(Schema.Literals(["true", "false"])) },
       success: EntryFound,
       error: [CacheMiss, ServiceUnavailable]
-    }),
+    }).annotateMerge(ApiDocs.operations.getEntry),
     HttpApiEndpoint.put("putEntry", "/:key", {
       params: { key: KeyParam },
       payload: PutEntry,
       success: EntrySet,
       error: ServiceUnavailable
-    }),
+    }).annotateMerge(ApiDocs.operations.putEntry),
     HttpApiEndpoint.delete("deleteEntry", "/:key", {
       params: { key: KeyParam },
       success: EntryDeleted,
       error: ServiceUnavailable
-    })
+    }).annotateMerge(ApiDocs.operations.deleteEntry)
   )
   .middleware(Authorization)
   .prefix(apiPath)
@@ -264,15 +265,17 @@ export const apiIndex: typeof ApiIndex.Type = {
 
 /** The index, liveness, readiness and metrics, outside `/api/v1` (no token needed). */
 export class SystemGroup extends HttpApiGroup.make("system", { topLevel: true }).add(
-  HttpApiEndpoint.get("index", "/", { success: ApiIndex }),
-  HttpApiEndpoint.get("healthz", "/healthz", { success: Schema.Struct({ status: Schema.Literal("ok") }) }),
+  HttpApiEndpoint.get("index", "/", { success: ApiIndex }).annotateMerge(ApiDocs.operations.index),
+  HttpApiEndpoint.get("healthz", "/healthz", {
+    success: Schema.Struct({ status: Schema.Literal("ok") })
+  }).annotateMerge(ApiDocs.operations.healthz),
   HttpApiEndpoint.get("readyz", "/readyz", {
     success: Schema.Struct({ status: Schema.Literal("ready") }),
     error: NotReady
-  }),
+  }).annotateMerge(ApiDocs.operations.readyz),
   HttpApiEndpoint.get("metrics", "/metrics", {
     success: Schema.String.pipe(HttpApiSchema.asText({ contentType: "text/plain; version=0.0.4; charset=utf-8" }))
-  })
+  }).annotateMerge(ApiDocs.operations.metrics)
 ) {}
 
 /** The whole REST API. */
@@ -280,6 +283,7 @@ export class CacheApi extends HttpApi.make("embedded-cache")
   .add(CacheGroup)
   .add(SystemGroup)
   .middleware(RequestErrors)
+  .annotateMerge(ApiDocs.finiteNumbers)
   .annotateMerge(
     OpenApi.annotations({
       title: "embedded-cache",
