@@ -130,14 +130,16 @@ export const operations = {
   invalidate: operation({
     summary: "Invalidate entries by key, pattern or tags, here and on the bus's peers",
     description:
-      'Bodies: {"invalidation_type": "key", "key"}, {"invalidation_type": "pattern", "pattern"} (a pattern matching everything needs "all": true) or {"invalidation_type": "tag", "tags"}.',
+      'Bodies: {"invalidation_type": "key", "key"}, {"invalidation_type": "pattern", "pattern"} (a pattern ' +
+      'matching everything needs "all": true) or {"invalidation_type": "tag", "tags"}.',
     request: { invalidation_type: "key", key: exampleKey },
     response: { key: exampleKey, keys_invalidated: 1, status: "success" }
   }),
   warm: operation({
     summary: "Load keys (or a pattern's keys) from the data source into the cache",
     description:
-      'source: "database" (the seed\'s word), "default" or the configured source\'s name — all mean the configured source.',
+      'source: "database" (the seed\'s word), "default" or the configured source\'s name — all mean the ' +
+      "configured source.",
     request: { keys: [exampleKey, "user:2"], source: "database", ttl: 600 },
     response: { keys_warmed: 2, failed: 0, missing: 0, status: "success", total: 2, already_cached: 0, duration_ms: 3 }
   }),

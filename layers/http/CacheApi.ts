@@ -117,7 +117,8 @@ export const PutEntry = Schema.Struct({
   value: Schema.Unknown.pipe(
     Schema.annotate({
       description:
-        "string: any JSON value, answered by GET as the same JSON value; hash: object of strings; set, list: array of strings; sorted_set: array of {member, score}."
+        "string: any JSON value, answered by GET as the same JSON value; hash: object of strings; " +
+        "set, list: array of strings; sorted_set: array of {member, score}."
     })
   ),
   ttl: Schema.optionalKey(
@@ -162,7 +163,8 @@ const warmOptions = {
   source: Schema.String.pipe(
     Schema.annotate({
       description:
-        'The data source: "database" (the seed\'s word), "default" or the configured source\'s name (e.g. "http", "sql") — all mean the configured source; any other name is a 400.'
+        'The data source: "database" (the seed\'s word), "default" or the configured source\'s name (e.g. "http", ' +
+        '"sql") — all mean the configured source; any other name is a 400.'
     })
   ),
   ttl: Schema.optionalKey(TtlField),
