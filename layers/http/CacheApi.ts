@@ -21,6 +21,7 @@ import * as CacheKey from "../../src/CacheKey.ts"
 import { DataType, ScoredMember } from "../../src/CacheValue.ts"
 import { Pattern, Tag } from "../../src/InvalidationEvent.ts"
 import * as Ttl from "../../src/Ttl.ts"
+import * as ApiDocs from "./ApiDocs.ts"
 
 // -----------------------------------------------------------------------------
 // Errors: every one is `{error, message}` on the wire, with its status
@@ -88,12 +89,14 @@ const KeyParam = Schema.String.pipe(
 const Tags = Schema.Array(Tag).pipe(Schema.check(Schema.isMaxLength(100)))
 const TtlField = Ttl.TtlSeconds.pipe(Schema.annotate({ description: "Time to live in whole seconds (≥ 1)." }))
 
-/** A value of any data type, as the API answers it. */
+/** A value of any data type, as the API answers it: a string entry's JSON value, or a collection. */
 export const AnyValue = Schema.Union([
-  Schema.String,
-  Schema.Record(Schema.String, Schema.String),
-  Schema.Array(Schema.String),
-  Schema.Array(ScoredMember)
+  Schema.Json.annotate({
+    description: "string: the JSON value PUT (an object stays an object, a string a string), or a non-JSON text as is"
+  }),
+  Schema.Record(Schema.String, Schema.String).annotate({ description: "hash: an object of strings" }),
+  Schema.Array(Schema.String).annotate({ description: "set, list: an array of strings" }),
+  Schema.Array(ScoredMember).annotate({ description: "sorted_set: {member, score} by score" })
 ])
 /** A value of any data type, as the API answers it. */
 export type AnyValue = typeof AnyValue.Type
@@ -106,15 +109,23 @@ const EntryFound = Schema.Struct({
   hit: Schema.Boolean.pipe(Schema.annotate({ description: "false when the value was just loaded from the source." }))
 })
 
+/** `-1`, the contract's "no expiry". */
+const NoExpiry = Schema.Literal(-1)
+
 /** The body of a PUT: the value, as its data type says, with optional TTL, data type and tags. */
 export const PutEntry = Schema.Struct({
   value: Schema.Unknown.pipe(
     Schema.annotate({
       description:
-        "string: any JSON value (a non-string is stored as its JSON text); hash: object of strings; set, list: array of strings; sorted_set: array of {member, score}."
+        "string: any JSON value, answered by GET as the same JSON value; hash: object of strings; " +
+        "set, list: array of strings; sorted_set: array of {member, score}."
     })
   ),
-  ttl: Schema.optionalKey(TtlField),
+  ttl: Schema.optionalKey(
+    Schema.Union([NoExpiry, Ttl.TtlSeconds]).annotate({
+      description: "Time to live in whole seconds (≥ 1), or -1 for no expiry; omitted: the server's default TTL."
+    })
+  ),
   data_type: Schema.optionalKey(DataType),
   tags: Schema.optionalKey(Tags)
 })
@@ -145,8 +156,17 @@ const Invalidated = Schema.Union([
   Schema.Struct({ key: Schema.String, ...invalidated })
 ])
 
+/** The names `/warm` accepts for the configured data source besides its own name: the seed's word and "default". */
+export const sourceAliases: ReadonlyArray<string> = ["database", "default"]
+
 const warmOptions = {
-  source: Schema.String.pipe(Schema.annotate({ description: 'The data source: "default" or the configured name.' })),
+  source: Schema.String.pipe(
+    Schema.annotate({
+      description:
+        'The data source: "database" (the seed\'s word), "default" or the configured source\'s name (e.g. "http", ' +
+        '"sql") — all mean the configured source; any other name is a 400.'
+    })
+  ),
   ttl: Schema.optionalKey(TtlField),
   tags: Schema.optionalKey(Tags)
 }
@@ -177,53 +197,87 @@ export class RequestErrors extends HttpApiMiddleware.Service<RequestErrors>()("e
   error: [BadRequest, PayloadTooLarge, UnsupportedMediaType]
 }) {}
 
+/** Where the entries, invalidation, warming and stats are served. */
+export const apiPath = "/api/v1/cache"
+
+/** Where the OpenAPI document of `CacheApi` is served. */
+export const openApiPath = "/openapi.json"
+
+/** Where the docs page of `CacheApi` is served. */
+export const docsPath = "/docs"
+
 /** Entries, invalidation, warming and stats under `/api/v1/cache`. */
 export class CacheGroup extends HttpApiGroup.make("cache")
   .add(
-    HttpApiEndpoint.get("stats", "/stats", { success: StatsBody }),
+    HttpApiEndpoint.get("stats", "/stats", { success: StatsBody }).annotateMerge(ApiDocs.operations.stats),
     HttpApiEndpoint.post("invalidate", "/invalidate", {
       payload: Invalidation,
       success: Invalidated,
       error: ServiceUnavailable
-    }),
+    }).annotateMerge(ApiDocs.operations.invalidate),
     HttpApiEndpoint.post("warm", "/warm", {
       payload: WarmRequest,
       success: Warm.WarmSummary,
       error: ServiceUnavailable
-    }),
+    }).annotateMerge(ApiDocs.operations.warm),
     HttpApiEndpoint.get("getEntry", "/:key", {
       params: { key: KeyParam },
       query: { load: Schema.optionalKey(Schema.Literals(["true", "false"])) },
       success: EntryFound,
       error: [CacheMiss, ServiceUnavailable]
-    }),
+    }).annotateMerge(ApiDocs.operations.getEntry),
     HttpApiEndpoint.put("putEntry", "/:key", {
       params: { key: KeyParam },
       payload: PutEntry,
       success: EntrySet,
       error: ServiceUnavailable
-    }),
+    }).annotateMerge(ApiDocs.operations.putEntry),
     HttpApiEndpoint.delete("deleteEntry", "/:key", {
       params: { key: KeyParam },
       success: EntryDeleted,
       error: ServiceUnavailable
-    })
+    }).annotateMerge(ApiDocs.operations.deleteEntry)
   )
   .middleware(Authorization)
-  .prefix("/api/v1/cache")
+  .prefix(apiPath)
   .annotate(HttpApi.PayloadParseOptions, { onExcessProperty: "error" })
   .annotateMerge(OpenApi.annotations({ title: "cache", description: "Entries, invalidation, warming and stats." })) {}
 
-/** Liveness, readiness and metrics, outside `/api/v1` (no token needed). */
+/** The answer of `GET /`: where the docs, the OpenAPI document, the API and the probes are. */
+const ApiIndex = Schema.Struct({
+  name: Schema.String,
+  docs: Schema.String,
+  openapi: Schema.String,
+  api: Schema.String,
+  health: Schema.String,
+  ready: Schema.String,
+  metrics: Schema.String
+})
+
+/** `GET /`'s answer. */
+export const apiIndex: typeof ApiIndex.Type = {
+  name: "embedded-cache",
+  docs: docsPath,
+  openapi: openApiPath,
+  api: apiPath,
+  health: "/healthz",
+  ready: "/readyz",
+  metrics: "/metrics"
+}
+
+/** The index, liveness, readiness and metrics, outside `/api/v1` (no token needed). */
 export class SystemGroup extends HttpApiGroup.make("system", { topLevel: true }).add(
-  HttpApiEndpoint.get("healthz", "/healthz", { success: Schema.Struct({ status: Schema.Literal("ok") }) }),
+  HttpApiEndpoint.get("index", "/", { success: ApiIndex }).annotateMerge(ApiDocs.operations.index),
+  HttpApiEndpoint.get("healthz", "/healthz", {
+    success: Schema.Struct({ status: Schema.Literal("ok") })
+  }).annotateMerge(ApiDocs.operations.healthz),
   HttpApiEndpoint.get("readyz", "/readyz", {
     success: Schema.Struct({ status: Schema.Literal("ready") }),
     error: NotReady
-  }),
+  }).annotateMerge(ApiDocs.operations.readyz),
   HttpApiEndpoint.get("metrics", "/metrics", {
     success: Schema.String.pipe(HttpApiSchema.asText({ contentType: "text/plain; version=0.0.4; charset=utf-8" }))
-  })
+  }).annotateMerge(ApiDocs.operations.metrics)
 ) {}
 
 /** The whole REST API. */
@@ -231,6 +285,7 @@ export class CacheApi extends HttpApi.make("embedded-cache")
   .add(CacheGroup)
   .add(SystemGroup)
   .middleware(RequestErrors)
+  .annotateMerge(ApiDocs.finiteNumbers)
   .annotateMerge(
     OpenApi.annotations({
       title: "embedded-cache",
@@ -238,9 +293,3 @@ export class CacheApi extends HttpApi.make("embedded-cache")
       description: "Admin API of an embedded local Redis cache. Errors are JSON {error, message}."
     })
   ) {}
-
-/** Where the OpenAPI document of `CacheApi` is served. */
-export const openApiPath = "/openapi.json"
-
-/** Where the docs page of `CacheApi` is served. */
-export const docsPath = "/docs"

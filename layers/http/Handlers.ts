@@ -4,36 +4,35 @@
  * store failure is a 503, every value or key the contract refuses a 400, a miss a 404 — decided per request from
  * the read's own outcome, never from counters other requests move too.
  *
- * String values: a `string` entry's stored text is always JSON, the same text `Cache.get`/`getOrLoad` write through a
- * Schema codec. `PUT {value}` stores the JSON of `value` as given (`"ada"` → `"ada"`, `{"a":1}` → `{"a":1}`), and
- * `GET` answers the decoded JSON when it is a string, else its JSON text (a stored text that is not JSON, written by
- * another tool, is answered as it is). Values loaded from the source (`?load=true`) are filled as their JSON
- * through `getOrLoad` and answered by the same rule. `/warm` accepts `"default"` and the configured source's name.
+ * Values cross the API as `EntryValue.ts` says: a `string` entry answers the JSON value it was PUT with (or loaded as,
+ * with `?load=true`). `PUT {ttl: -1}` writes an entry that never expires. `/warm` accepts `"database"` (the seed's
+ * word), `"default"` and the configured source's name, all meaning the configured source.
  */
-import { Duration, Effect, Option, Result, Schema, SchemaIssue } from "effect"
+import { Duration, Effect, Option, Schema } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
 import { Cache, type DeleteOutcome, type WriteOutcome } from "../../effects/Cache.ts"
 import * as Stats from "../../effects/Stats.ts"
 import * as Warm from "../../effects/Warm.ts"
-import { CacheValue, type DataType } from "../../src/CacheValue.ts"
 import { DataSource, type DataSourceShape, InstanceSource } from "../../src/DataSource.ts"
 import type { Target } from "../../src/InvalidationEvent.ts"
 import * as Ttl from "../../src/Ttl.ts"
 import {
-  type AnyValue,
+  apiIndex,
   BadRequest,
   CacheApi,
   CacheMiss,
   NotReady,
   type PutEntry,
   ServiceUnavailable,
+  sourceAliases,
   type WarmRequest
 } from "./CacheApi.ts"
+import * as EntryValue from "./EntryValue.ts"
 import { Readiness } from "./Readiness.ts"
 
 /** What the cache handlers are configured with. */
 export interface HandlerOptions {
-  /** The configured data source's name, accepted by `/warm` besides `"default"` (e.g. `"http"`). */
+  /** The configured data source's name, accepted by `/warm` besides `"database"` and `"default"` (e.g. `"http"`). */
   readonly sourceName?: string | undefined
 }
 
@@ -41,70 +40,8 @@ const badRequest = (error: string, message: string) => new BadRequest({ error, m
 const unavailable = (error: string, message: string) => new ServiceUnavailable({ error, message })
 const invalidKey = (error: { readonly message: string }) => badRequest("invalid_key", error.message)
 
-/** The API's view of a stored string: the decoded JSON if it is a string, else the JSON text (or raw text). */
-const stringView = (text: string): string => {
-  if (text.length === 0 || text.charCodeAt(0) !== 34 /* " */) return text
-  try {
-    const parsed: unknown = JSON.parse(text)
-    return typeof parsed === "string" ? parsed : text
-  } catch {
-    return text
-  }
-}
-
-/** The API's view of a loaded value, by the same rule. */
-const loadedView = (value: unknown): string | undefined => {
-  if (typeof value === "string") return value
-  try {
-    return JSON.stringify(value)
-  } catch {
-    return undefined
-  }
-}
-
-const valueOf = (entry: CacheValue): typeof AnyValue.Type =>
-  entry.type === "string" ? stringView(entry.value) : entry.value
-
 /** A string from the request, quoted and cut short, for an error message. */
 const quote = (s: string): string => JSON.stringify(s.length > 100 ? `${s.slice(0, 100)}…` : s)
-
-const decodeCacheValue = Schema.decodeUnknownResult(CacheValue)
-const formatIssues = SchemaIssue.makeFormatterStandardSchemaV1()
-
-/** The first issue of a refused value, as `value.a: Expected string`. */
-const firstIssue = (issue: SchemaIssue.Issue): string => {
-  const first = formatIssues(issue).issues[0]
-  if (first === undefined) return "the value does not fit the data type"
-  const path = (first.path ?? []).map((p) => {
-    const segment = String(typeof p === "object" && p !== null && "key" in p ? p.key : p)
-    return segment.length > 60 ? `${segment.slice(0, 60)}…` : segment
-  })
-  return `${path.length === 0 ? "value" : path.join(".")}: ${first.message.split("\n")[0]}`
-}
-
-/**
- * The value of a PUT as the data type says, or why it does not fit: a string entry holds any JSON value as its JSON
- * text; the other types are decoded with the `CacheValue` schema and must not be empty.
- */
-const toCacheValue = (dataType: DataType, value: unknown): CacheValue | BadRequest => {
-  const wrong = (message: string) => badRequest("invalid_value", `${dataType}: ${message}`)
-  if (dataType === "string") {
-    let text: string | undefined
-    try {
-      text = JSON.stringify(value)
-    } catch {
-      return wrong("the value is nested too deeply to store")
-    }
-    return text === undefined ? wrong("the value is not JSON") : { type: "string", value: text }
-  }
-  const decoded = decodeCacheValue({ type: dataType, value })
-  if (Result.isFailure(decoded)) return wrong(firstIssue(decoded.failure.issue))
-  const entry = decoded.success
-  const empty = entry.type === "hash" ? Object.keys(entry.value).length === 0 : entry.value.length === 0
-  return empty
-    ? wrong(entry.type === "hash" ? "a hash must have at least one field" : "the value must not be empty")
-    : entry
-}
 
 /** A loaded key the source does not have. */
 class SourceMiss {
@@ -119,6 +56,10 @@ const written = (outcome: WriteOutcome, operation: string): Effect.Effect<void, 
 
 const removed = (outcome: DeleteOutcome, operation: string): Effect.Effect<number, ServiceUnavailable> =>
   outcome._tag === "Deleted" ? Effect.succeed(outcome.removed) : Effect.fail(storeDown(operation, outcome.error))
+
+/** A PUT's `ttl` as the cache takes it: absent means the cache's default, `-1` no expiry. */
+const putTtl = (ttl: number | undefined): Duration.Input | undefined =>
+  ttl === undefined ? undefined : ttl === -1 ? Duration.infinity : Duration.seconds(ttl)
 
 const loadOptions = { schema: Schema.Json as Schema.Codec<unknown, unknown> }
 
@@ -144,7 +85,7 @@ const makeGetEntry = (cache: Cache["Service"], source: DataSourceShape | undefin
           InvalidKeyError: (error) => Effect.fail(invalidKey(error))
         })
       )
-    const value = loadedView(loaded)
+    const value = EntryValue.fromLoaded(loaded)
     if (value === undefined) {
       return yield* unavailable("source_failed", "the data source answered a value that is not JSON")
     }
@@ -168,7 +109,7 @@ const makeGetEntry = (cache: Cache["Service"], source: DataSourceShape | undefin
           // An entry that expired (or a store that failed) since the read has no TTL left: 0, not "never".
           const remaining = yield* cache.ttl(key)
           const ttl = remaining === undefined ? 0 : Ttl.toSeconds(remaining)
-          return { key, value: valueOf(read.value), ttl, data_type: read.value.type, hit: true }
+          return { key, value: EntryValue.fromEntry(read.value), ttl, data_type: read.value.type, hit: true }
         }
         case "Unavailable":
           return yield* unavailable("store_unavailable", "the cache store is unavailable; the entry could not be read")
@@ -217,7 +158,7 @@ export const layerCacheHandlers = (options: HandlerOptions = {}) =>
       const cache = yield* Cache
       const stats = yield* Stats.Stats
       const source = Option.getOrUndefined(yield* InstanceSource)
-      const sourceNames = new Set(["default", ...(options.sourceName === undefined ? [] : [options.sourceName])])
+      const sourceNames = new Set([...sourceAliases, ...(options.sourceName === undefined ? [] : [options.sourceName])])
 
       const ttlSeconds = (key: string) => Effect.map(cache.ttl(key), Ttl.toSeconds)
       const getEntry = makeGetEntry(cache, source)
@@ -225,10 +166,10 @@ export const layerCacheHandlers = (options: HandlerOptions = {}) =>
 
       const putEntry = Effect.fnUntraced(
         function* (key: string, payload: PutEntry) {
-          const value = toCacheValue(payload.data_type ?? "string", payload.value)
+          const value = EntryValue.fromPut(payload.data_type ?? "string", payload.value)
           if (value instanceof BadRequest) return yield* value
           const outcome = yield* cache.write(key, value, {
-            ttl: payload.ttl === undefined ? undefined : Duration.seconds(payload.ttl),
+            ttl: putTtl(payload.ttl),
             tags: payload.tags
           })
           yield* written(outcome, "write the entry")
@@ -286,7 +227,7 @@ export const layerCacheHandlers = (options: HandlerOptions = {}) =>
     })
   )
 
-/** The handlers of `/healthz`, `/readyz` and `/metrics`. */
+/** The handlers of `/`, `/healthz`, `/readyz` and `/metrics`. */
 export const layerSystemHandlers = HttpApiBuilder.group(
   CacheApi,
   "system",
@@ -294,6 +235,7 @@ export const layerSystemHandlers = HttpApiBuilder.group(
     const readiness = yield* Readiness
     const stats = yield* Stats.Stats
     return handlers
+      .handle("index", () => Effect.succeed(apiIndex))
       .handle("healthz", () => Effect.succeed({ status: "ok" as const }))
       .handle("readyz", () =>
         Effect.flatMap(readiness.check, (status) =>

@@ -13,8 +13,8 @@ import * as Handlers from "./Handlers.ts"
 export interface ApiOptions extends Guard.GuardOptions, Handlers.HandlerOptions {}
 
 /**
- * Every route of the API — `/api/v1/cache/*`, `/healthz`, `/readyz`, `/metrics`, `/openapi.json`, `/docs` — with the
- * guard, for `HttpRouter.serve`.
+ * Every route of the API — `/` (an index of the others), `/api/v1/cache/*`, `/healthz`, `/readyz`, `/metrics`,
+ * `/openapi.json`, `/docs` — with the guard, for `HttpRouter.serve`.
  */
 export const layerRoutes = (options: ApiOptions = {}) =>
   Layer.mergeAll(

@@ -178,6 +178,8 @@ const notAPositiveInt = fc.oneof(
   fc.constant(null),
   fc.array(fc.nat(), { maxLength: 2 })
 )
+/** A TTL a PUT refuses: not a positive integer, and not -1 either (a PUT's "no expiry"). */
+const notAPutTtl = notAPositiveInt.filter((ttl) => ttl !== -1)
 const notADataType = fc
   .oneof(fc.string(), fc.constantFrom("STRING", "Hash", "zset", "sortedset", "json", " string"), fc.integer())
   .filter((s) => !["string", "hash", "set", "sorted_set", "list"].includes(s as string))
@@ -210,7 +212,7 @@ const badPutBody: fc.Arbitrary<string> = fc.oneof(
     .oneof(fc.array(jsonAnything, { maxLength: 3 }), fc.string(), fc.integer(), fc.boolean(), fc.constant(null))
     .map((v) => JSON.stringify(v)),
   // a wrong ttl
-  fc.tuple(jsonAnything, notAPositiveInt).map(([value, ttl]) => JSON.stringify({ value, ttl })),
+  fc.tuple(jsonAnything, notAPutTtl).map(([value, ttl]) => JSON.stringify({ value, ttl })),
   // an unknown data type
   fc.tuple(jsonAnything, notADataType).map(([value, data_type]) => JSON.stringify({ value, data_type })),
   // a value of the wrong shape for its data type
@@ -266,13 +268,13 @@ const badPutBody: fc.Arbitrary<string> = fc.oneof(
     .map(([value, key, extra]) => JSON.stringify({ value, [key]: extra })),
   // duplicate keys: the last one (which wins) is invalid
   fc
-    .tuple(jsonAnything, notAPositiveInt)
+    .tuple(jsonAnything, notAPutTtl)
     .map(([value, ttl]) => `{"value":${JSON.stringify(value)},"ttl":60,"ttl":${JSON.stringify(ttl)}}`),
   // deeply nested, where a flat value is required
   fc
     .tuple(deep, fc.constantFrom("hash", "set", "list", "sorted_set"))
     .map(([nested, type]) => `{"value":${nested},"data_type":"${type}"}`),
-  fc.tuple(deep, notAPositiveInt).map(([nested, ttl]) => `{"value":${nested},"ttl":${JSON.stringify(ttl)}}`)
+  fc.tuple(deep, notAPutTtl).map(([nested, ttl]) => `{"value":${nested},"ttl":${JSON.stringify(ttl)}}`)
 )
 
 /** A POST body for /invalidate or /warm that breaks its schema. */

@@ -122,8 +122,13 @@ const roundTrips = (it: Tests, prefix: string) => {
   const cases: ReadonlyArray<readonly [string, string | undefined, unknown, unknown]> = [
     ["a string", undefined, "ada lovelace", "ada lovelace"],
     ["a string given as data_type", "string", "", ""],
-    ["an object, as its JSON text", "string", { a: 1, b: [true, null] }, '{"a":1,"b":[true,null]}'],
-    ["a number, as its JSON text", undefined, 42.5, "42.5"],
+    ["an object, as the same object", "string", { a: 1, b: [true, null] }, undefined],
+    ["a number, as the same number", undefined, 42.5, undefined],
+    ["an array, as the same array", undefined, [1, "two", { three: 3 }], undefined],
+    ["true, as true", undefined, true, undefined],
+    ["null, as null", undefined, null, undefined],
+    ["a string holding JSON text, as that string", undefined, '{"a":1}', undefined],
+    ["a string holding a number, as that string", undefined, "42", undefined],
     ["a hash", "hash", { name: "ada", "field with spaces": "x", "": "empty field" }, undefined],
     ["a list, in order", "list", ["c", "a", "b", "a"], undefined],
     [
@@ -255,11 +260,11 @@ layer(memoryServer, { excludeTestServices: true })("REST API on the memory store
       assert.strictEqual(warmed.status, 200, warmed.text)
       assert.deepInclude(warmed.json, { keys_warmed: 2, failed: 1, missing: 1, status: "success" })
       const read = yield* getKey("src:1")
-      assert.deepInclude(read.json, { value: '{"name":"ada"}', data_type: "string", hit: true })
+      assert.deepInclude(read.json, { value: { name: "ada" }, data_type: "string", hit: true })
       assert.isTrue(read.json.ttl > 100 && read.json.ttl <= 120)
       const byPattern = yield* post("/api/v1/cache/warm", { pattern: "src:*", source: "memory" })
       assert.deepInclude(byPattern.json, { keys_warmed: 3, failed: 0, missing: 0, status: "success" })
-      assert.strictEqual((yield* getKey("src:3")).json.value, "[1,2]")
+      assert.deepStrictEqual((yield* getKey("src:3")).json.value, [1, 2])
     })
   )
 
@@ -272,7 +277,7 @@ layer(memoryServer, { excludeTestServices: true })("REST API on the memory store
   it.effect("loads a miss from the source with ?load=true (hit: false), then answers it as a hit", () =>
     Effect.gen(function* () {
       const loaded = yield* get("/api/v1/cache/user%3A9?load=true")
-      assert.deepStrictEqual(loaded.json, { key: "user:9", value: "9", ttl: -1, data_type: "string", hit: false })
+      assert.deepStrictEqual(loaded.json, { key: "user:9", value: 9, ttl: -1, data_type: "string", hit: false })
       assert.strictEqual((yield* getKey("user:9")).json.hit, true)
       const nowhere = yield* get("/api/v1/cache/user%3A10?load=true")
       assert.deepStrictEqual([nowhere.status, nowhere.json], [404, { key: "user:10", hit: false }])
@@ -408,6 +413,13 @@ layer(memoryServer, { excludeTestServices: true })("REST API on the memory store
     ["an unknown data_type", "PUT", "/api/v1/cache/x", { body: { value: "v", data_type: "blob" } }],
     ["a negative ttl", "PUT", "/api/v1/cache/x", { body: { value: "v", ttl: -5 } }],
     ["a zero ttl", "PUT", "/api/v1/cache/x", { body: { value: "v", ttl: 0 } }],
+    ["a ttl of -2", "PUT", "/api/v1/cache/x", { body: { value: "v", ttl: -2 } }],
+    [
+      "a ttl of -1 on /warm (no expiry is for PUT)",
+      "POST",
+      "/api/v1/cache/warm",
+      { body: { keys: ["a"], source: "default", ttl: -1 } }
+    ],
     ["a fractional ttl", "PUT", "/api/v1/cache/x", { body: { value: "v", ttl: 1.5 } }],
     ["a ttl as a string", "PUT", "/api/v1/cache/x", { body: { value: "v", ttl: "60" } }],
     ["a hash with a non-string field", "PUT", "/api/v1/cache/x", { body: { value: { a: 1 }, data_type: "hash" } }],
@@ -533,7 +545,7 @@ layer(serverOn(CacheLayers.layerMemory(), { apiToken: Redacted.make("s3cr3t-toke
     it.effect("serves /api/v1/* with the right token", () =>
       Effect.gen(function* () {
         assert.strictEqual((yield* put("k", { value: 1 }, { token: "s3cr3t-token" })).status, 200)
-        assert.strictEqual((yield* getKey("k", { token: "s3cr3t-token" })).json.value, "1")
+        assert.strictEqual((yield* getKey("k", { token: "s3cr3t-token" })).json.value, 1)
         assert.strictEqual((yield* get("/api/v1/cache/stats", { token: "s3cr3t-token" })).status, 200)
       })
     )
@@ -616,7 +628,7 @@ layer(httpSourced, { excludeTestServices: true })("?load=true with an HTTP data 
       const loaded = yield* get("/api/v1/cache/user%3A1?load=true")
       assert.deepStrictEqual(loaded.json, {
         key: "user:1",
-        value: '{"name":"ada"}',
+        value: { name: "ada" },
         ttl: -1,
         data_type: "string",
         hit: false
@@ -888,7 +900,7 @@ layer(embedded, { excludeTestServices: true, timeout: "30 seconds" })("REST API 
   it.effect("answers 400 JSON for bad input, as on the memory store", () =>
     Effect.gen(function* () {
       assertError(yield* put("r:bad", { value: { a: 1 }, data_type: "list" }), 400)
-      assertError(yield* put("r:bad", { value: "v", ttl: -1 }), 400)
+      assertError(yield* put("r:bad", { value: "v", ttl: -2 }), 400)
       assertError(yield* get("/api/v1/cache/%C0%AF"), 400)
     })
   )

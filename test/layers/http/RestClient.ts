@@ -1,0 +1,73 @@
+/**
+ * A tiny client for the REST API tests: Node's `fetch` against the `HttpServer` in context, answers with their status,
+ * text and parsed JSON. The server layer here is the API on the memory store with its `CacheStore` left in the
+ * output, so a test can write what another tool would have written.
+ */
+import { Effect, Layer, Option } from "effect"
+import { HttpServer } from "effect/http"
+import type { Cache } from "../../../effects/Cache.ts"
+import * as Stats from "../../../effects/Stats.ts"
+import * as CacheLayers from "../../../layers/CacheLayers.ts"
+import * as HttpServerLayer from "../../../layers/http/HttpServer.ts"
+import * as Readiness from "../../../layers/http/Readiness.ts"
+import type { CacheStore } from "../../../src/CacheStore.ts"
+import { type DataSourceShape, InstanceSource } from "../../../src/DataSource.ts"
+
+/** An answer of the server. */
+export interface Answer {
+  readonly status: number
+  readonly headers: Headers
+  readonly text: string
+  /** The body parsed as JSON, or undefined when it is not JSON. */
+  readonly json: any
+}
+
+/** The base URL of the server in context. */
+export const baseUrl = Effect.map(Effect.service(HttpServer.HttpServer), (server) =>
+  HttpServer.formatAddress(server.address)
+)
+
+/** Sends `method path` with `body` as JSON (when given), without following redirects. */
+export const send = (
+  method: string,
+  path: string,
+  body?: unknown
+): Effect.Effect<Answer, never, HttpServer.HttpServer> =>
+  Effect.flatMap(baseUrl, (base) =>
+    Effect.promise(async () => {
+      const init: RequestInit = { method, redirect: "manual" }
+      if (body !== undefined) {
+        init.headers = { "content-type": "application/json" }
+        init.body = JSON.stringify(body)
+      }
+      const response = await fetch(base + path, init)
+      const text = await response.text()
+      let json: unknown
+      try {
+        json = JSON.parse(text)
+      } catch {
+        json = undefined
+      }
+      return { status: response.status, headers: response.headers, text, json }
+    })
+  )
+
+/** The path of `key`'s entry, percent-encoded. */
+export const entryPath = (key: string) => `/api/v1/cache/${encodeURIComponent(key)}`
+
+/** The API on the memory store, `sourceName` naming `source`, with `Cache` and `CacheStore` in the output too. */
+export const memoryServer = (source?: { readonly name: string; readonly source: DataSourceShape }) =>
+  HttpServerLayer.layer({
+    host: "127.0.0.1",
+    port: 0,
+    logRequests: false,
+    instanceId: "rest-test",
+    sourceName: source?.name
+  }).pipe(
+    Layer.provideMerge(
+      Layer.mergeAll(Stats.layer({ instanceId: "rest-test" }), Readiness.layerAlwaysReady).pipe(
+        Layer.provideMerge(CacheLayers.layerMemory())
+      )
+    ),
+    Layer.provide(Layer.succeed(InstanceSource, Option.fromNullishOr(source?.source)))
+  ) as Layer.Layer<HttpServer.HttpServer | Cache | CacheStore>
