@@ -24,11 +24,11 @@ export const operations: ReadonlyArray<Operation> = Operation.literals
 
 /** Latency percentiles of one operation in milliseconds, over its most recent samples (0 with no samples). */
 export const LatencyPercentiles = Schema.Struct({
-  p50: Schema.Number,
-  p95: Schema.Number,
-  p99: Schema.Number,
+  p50: Schema.Finite,
+  p95: Schema.Finite,
+  p99: Schema.Finite,
   /** How many recent samples the percentiles are taken over (at most `latencySamples`). */
-  samples: Schema.Number
+  samples: Schema.Finite
 })
 export type LatencyPercentiles = typeof LatencyPercentiles.Type
 
@@ -52,29 +52,29 @@ export const alertNames: ReadonlyArray<AlertName> = ["low_hit_rate", "high_memor
 
 /** What the sync consumer did, when the instance runs one. */
 export const SyncSnapshot = Schema.Struct({
-  received: Schema.Number,
-  applied: Schema.Number,
-  duplicates: Schema.Number,
-  own: Schema.Number,
-  malformed: Schema.Number,
-  flushes: Schema.Number
+  received: Schema.Finite,
+  applied: Schema.Finite,
+  duplicates: Schema.Finite,
+  own: Schema.Finite,
+  malformed: Schema.Finite,
+  flushes: Schema.Finite
 })
 export type SyncSnapshot = typeof SyncSnapshot.Type
 
 /** The cache's own counters since it started. */
 export const CacheCounters = Schema.Struct({
-  loads: Schema.Number,
-  load_failures: Schema.Number,
-  shared_loads: Schema.Number,
-  fills: Schema.Number,
-  fenced_fills: Schema.Number,
-  decode_failures: Schema.Number,
-  degraded_reads: Schema.Number,
-  failed_writes: Schema.Number,
+  loads: Schema.Finite,
+  load_failures: Schema.Finite,
+  shared_loads: Schema.Finite,
+  fills: Schema.Finite,
+  fenced_fills: Schema.Finite,
+  decode_failures: Schema.Finite,
+  degraded_reads: Schema.Finite,
+  failed_writes: Schema.Finite,
   breaker: Schema.Literals(["closed", "open", "probing"]),
-  breaker_opened: Schema.Number,
+  breaker_opened: Schema.Finite,
   /** Keys to invalidate when the store recovers (0 when `flush_on_recovery`). */
-  pending_invalidations: Schema.Number,
+  pending_invalidations: Schema.Finite,
   /** Too many keys failed to be remembered one by one: the whole store is flushed when it recovers. */
   flush_on_recovery: Schema.Boolean
 })
@@ -83,13 +83,13 @@ export type CacheCounters = typeof CacheCounters.Type
 /** The rates the alerts are computed from: the window's operations, lookups and errors. */
 export const WindowSnapshot = Schema.Struct({
   /** The span the numbers cover: the configured window, or less while the instance is younger than it. */
-  seconds: Schema.Number,
-  operations: Schema.Number,
-  lookups: Schema.Number,
-  hit_rate: Schema.Number,
+  seconds: Schema.Finite,
+  operations: Schema.Finite,
+  lookups: Schema.Finite,
+  hit_rate: Schema.Finite,
   /** Degraded reads plus failed writes. */
-  errors: Schema.Number,
-  error_rate: Schema.Number
+  errors: Schema.Finite,
+  error_rate: Schema.Finite
 })
 export type WindowSnapshot = typeof WindowSnapshot.Type
 
@@ -97,24 +97,24 @@ export type WindowSnapshot = typeof WindowSnapshot.Type
 export const StatsSnapshot = Schema.Struct({
   instance_id: Schema.String,
   /** Keys in the store (Redis: DBSIZE). This and the other store fields keep their last value while it is down. */
-  total_keys: Schema.Number,
-  memory_used: Schema.Number,
+  total_keys: Schema.Finite,
+  memory_used: Schema.Finite,
   /** Bytes; 0 means unlimited (or a store without a limit, such as memory). */
-  memory_limit: Schema.Number,
+  memory_limit: Schema.Finite,
   /** `memory_used / memory_limit * 100`, 0 without a limit. */
-  memory_usage_percent: Schema.Number,
-  hits: Schema.Number,
-  misses: Schema.Number,
+  memory_usage_percent: Schema.Finite,
+  hits: Schema.Finite,
+  misses: Schema.Finite,
   /** `hits / (hits + misses)` since start, a fraction in 0..1; 0 before any lookup. */
-  hit_rate: Schema.Number,
-  evictions: Schema.Number,
+  hit_rate: Schema.Finite,
+  evictions: Schema.Finite,
   /** Operations through the instrumented cache over the sliding window, per second. */
-  operations_per_second: Schema.Number,
-  uptime_seconds: Schema.Number,
+  operations_per_second: Schema.Finite,
+  uptime_seconds: Schema.Finite,
   /** The store's kind by its last INFO; `redis` if it has never answered (a memory store always answers). */
   store: Schema.Literals(["redis", "memory"]),
   store_up: Schema.Boolean,
-  tag_index_entries: Schema.Number,
+  tag_index_entries: Schema.Finite,
   latency_ms: Schema.Struct({
     get: LatencyPercentiles,
     set: LatencyPercentiles,

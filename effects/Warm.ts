@@ -67,7 +67,7 @@ export const WarmSummary = Schema.Struct({
   status: Schema.Literal("success"),
   total: Schema.Int,
   already_cached: Schema.Int,
-  duration_ms: Schema.Number
+  duration_ms: Schema.Finite
 })
 export type WarmSummary = typeof WarmSummary.Type
 

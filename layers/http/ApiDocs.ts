@@ -52,43 +52,6 @@ const withExamples =
 export const operation = (docs: OperationDocs) =>
   OpenApi.annotations({ summary: docs.summary, description: docs.description, transform: withExamples(docs) })
 
-/** Whether `schema` is the `{type: "string", enum: ["Infinity", "-Infinity", "NaN"]}` half of a non-finite union. */
-const isNonFinite = (schema: unknown): boolean => {
-  if (typeof schema !== "object" || schema === null) return false
-  const { type, enum: values } = schema as Json
-  return (
-    type === "string" &&
-    Array.isArray(values) &&
-    values.length > 0 &&
-    values.every((v) => v === "Infinity" || v === "-Infinity" || v === "NaN")
-  )
-}
-
-/** `value` with every `anyOf: [number, "Infinity" | "-Infinity" | "NaN"]` replaced by the number schema alone. */
-const withoutNonFinite = (value: unknown): unknown => {
-  if (Array.isArray(value)) return value.map(withoutNonFinite)
-  if (typeof value !== "object" || value === null) return value
-  const out: Json = {}
-  for (const [key, child] of Object.entries(value)) out[key] = withoutNonFinite(child)
-  const anyOf = out.anyOf
-  if (Array.isArray(anyOf) && anyOf.some(isNonFinite)) {
-    const rest = anyOf.filter((schema) => !isNonFinite(schema))
-    if (rest.length === 1) {
-      const { anyOf: _, ...siblings } = out
-      return { ...rest[0], ...siblings }
-    }
-    out.anyOf = rest
-  }
-  return out
-}
-
-/**
- * The API-wide annotation that renders numbers as plain `number`s: schemas the API borrows from `effects/` (stats,
- * the warm summary) use `Schema.Number`, which the generator documents as `number | "Infinity" | "-Infinity" |
- * "NaN"`; the values the API answers are always finite, so the document says `number`.
- */
-export const finiteNumbers = OpenApi.annotations({ transform: (spec) => withoutNonFinite(spec) as Json })
-
 // -----------------------------------------------------------------------------
 // The operations
 // -----------------------------------------------------------------------------

@@ -285,7 +285,6 @@ export class CacheApi extends HttpApi.make("embedded-cache")
   .add(CacheGroup)
   .add(SystemGroup)
   .middleware(RequestErrors)
-  .annotateMerge(ApiDocs.finiteNumbers)
   .annotateMerge(
     OpenApi.annotations({
       title: "embedded-cache",

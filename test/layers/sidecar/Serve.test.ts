@@ -226,7 +226,7 @@ describe("embedded-cache serve", () => {
       })
       const loaded = yield* request(`${serve.url}/api/v1/cache/user:1?load=true`)
       assert.deepInclude(loaded.body, { hit: false })
-      assert.strictEqual(JSON.parse(String(loaded.body["value"]))["name"], "ada")
+      assert.deepStrictEqual(loaded.body["value"], { name: "ada" })
       assert.strictEqual((yield* request(`${serve.url}/api/v1/cache/user:2?load=true`)).status, 404)
       assert.deepStrictEqual(yield* serve.stop(), { code: 0, signal: null })
     }).pipe(Effect.scoped)
