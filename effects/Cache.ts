@@ -213,7 +213,7 @@ export const make = Effect.fnUntraced(function* (options: CacheOptions = {}, pub
   const store = yield* CacheStore
   const scope: Scope.Scope = yield* Effect.scope
   const counters = CacheCounters.make()
-  const guard = StoreGuard.make(store, counters, {
+  const guard = yield* StoreGuard.make(store, counters, {
     failureThreshold: options.failureThreshold ?? 5,
     resetAfterMs: Ttl.toMillis(options.resetAfter ?? "1 second") ?? 1000,
     maxPending: options.maxPendingInvalidations ?? 10_000
@@ -256,7 +256,7 @@ export const make = Effect.fnUntraced(function* (options: CacheOptions = {}, pub
   ) => checked(key, () => keyWrite(key, write(writeOptions(options?.ttl, options?.tags)), toWritten, notWritten))
 
   const readEntry = (key: string): Effect.Effect<ReadResult> =>
-    Effect.map(guard.read(Effect.map(store.read(key), found), unavailable), (result) => {
+    Effect.map(guard.read(key, Effect.map(store.read(key), found), unavailable), (result) => {
       if (result._tag === "Found") counters.hits++
       else counters.misses++
       return result
@@ -272,8 +272,8 @@ export const make = Effect.fnUntraced(function* (options: CacheOptions = {}, pub
         return keyWrite(key, write, toWritten, notWritten)
       }),
     delete: (key) => checked(key, () => keyWrite(key, store.delete([key]), Invalidation.deleted, Invalidation.pending)),
-    exists: (key) => checked(key, () => guard.read(store.exists(key), false)),
-    ttl: (key) => checked(key, () => guard.read(store.ttl(key), undefined)),
+    exists: (key) => checked(key, () => guard.read(key, store.exists(key), false)),
+    ttl: (key) => checked(key, () => guard.read(key, store.ttl(key), undefined)),
     getOrLoad: loading.getOrLoad,
     getMany: loading.getMany,
     read: (key) =>
@@ -281,13 +281,14 @@ export const make = Effect.fnUntraced(function* (options: CacheOptions = {}, pub
     readEntry: (key) => checked(key, () => readEntry(key)),
     write: (key, value, options) => structuredWrite(key, options, (o) => store.write(key, value, o)),
     hashSet: (key, fields, options) => structuredWrite(key, options, (o) => store.hashSet(key, fields, o)),
-    hashGet: (key, field) => checked(key, () => guard.read(store.hashGet(key, field), undefined)),
+    hashGet: (key, field) => checked(key, () => guard.read(key, store.hashGet(key, field), undefined)),
     setAdd: (key, members, options) => structuredWrite(key, options, (o) => store.setAdd(key, members, o)),
-    setHas: (key, member) => checked(key, () => guard.read(store.setHas(key, member), false)),
+    setHas: (key, member) => checked(key, () => guard.read(key, store.setHas(key, member), false)),
     sortedSetAdd: (key, members, options) => structuredWrite(key, options, (o) => store.sortedSetAdd(key, members, o)),
-    sortedSetRange: (key, start, stop) => checked(key, () => guard.read(store.sortedSetRange(key, start, stop), [])),
+    sortedSetRange: (key, start, stop) =>
+      checked(key, () => guard.read(key, store.sortedSetRange(key, start, stop), [])),
     listPush: (key, values, options) => structuredWrite(key, options, (o) => store.listPush(key, values, o)),
-    listRange: (key, start, stop) => checked(key, () => guard.read(store.listRange(key, start, stop), [])),
+    listRange: (key, start, stop) => checked(key, () => guard.read(key, store.listRange(key, start, stop), [])),
     invalidate: (target) => {
       const invalid = Invalidation.validate(target)
       if (invalid !== undefined) return Effect.fail(invalid)
@@ -297,7 +298,7 @@ export const make = Effect.fnUntraced(function* (options: CacheOptions = {}, pub
     invalidateLocally,
     flushLocally: Effect.suspend(() => {
       flights.clear()
-      return guard.write("all", store.flush, toWritten, notWritten)
+      return guard.write("everything", store.flush, toWritten, notWritten)
     }).pipe(Effect.asVoid),
     stats: Effect.sync(() => ({ ...counters, ...guard.state() }))
   })

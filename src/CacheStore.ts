@@ -14,9 +14,18 @@ import type { CacheValue, ScoredMember } from "./CacheValue.ts"
 
 /**
  * Why a store operation failed. `Unavailable` and `Timeout` mean the store itself is unhealthy (they feed the
- * circuit breaker); `OutOfMemory` and `WrongType` are answers from a healthy store.
+ * circuit breaker); `ReadOnly` means it answers reads but refuses every write, deletes included (Redis's MISCONF
+ * when its disk is full, READONLY): invalidations must wait until it writes again; `OutOfMemory` and `WrongType`
+ * are answers from a healthy store refusing one command.
  */
-export const StoreFailure = Schema.Literals(["Unavailable", "Timeout", "OutOfMemory", "WrongType", "Unknown"])
+export const StoreFailure = Schema.Literals([
+  "Unavailable",
+  "Timeout",
+  "ReadOnly",
+  "OutOfMemory",
+  "WrongType",
+  "Unknown"
+])
 export type StoreFailure = typeof StoreFailure.Type
 
 /** A failed store operation. */

@@ -68,7 +68,7 @@ export const make = (deps: FencedFillDeps): FencedFill => {
         Effect.andThen(Effect.ignore(store.release(key, token)))
       )
     }
-    return Effect.map(guard.read(store.fill(key, token, encoded.value, options), undefined), countFill)
+    return Effect.map(guard.read(key, store.fill(key, token, encoded.value, options), undefined), countFill)
   }
 
   const loadAndFill = Effect.fnUntraced(function* <A, E, R>(
@@ -78,7 +78,7 @@ export const make = (deps: FencedFillDeps): FencedFill => {
     options: WriteOptions
   ) {
     const token = nextToken()
-    const lease = yield* guard.read(store.lease(key, token, leaseMs, options.tags), undefined)
+    const lease = yield* guard.read(key, store.lease(key, token, leaseMs, options.tags), undefined)
     if (lease?._tag === "Present") {
       const present = yield* entries.decode(key, lease.value, codec)
       if (Option.isSome(present)) return present.value
@@ -103,7 +103,7 @@ export const make = (deps: FencedFillDeps): FencedFill => {
     const tokens = keys.map(nextToken)
     const leases = yield* Effect.forEach(
       keys,
-      (key, i) => guard.read(store.lease(key, tokens[i]!, leaseMs, options.tags), undefined),
+      (key, i) => guard.read(key, store.lease(key, tokens[i]!, leaseMs, options.tags), undefined),
       { concurrency: "unbounded" }
     )
     const results = new Map<string, Option.Option<A>>()

@@ -124,12 +124,13 @@ export const make = (deps: LoadingDeps) => {
 
   /** The stored values of `keys` (one MGET) and the keys that missed. */
   const readMany = Effect.fnUntraced(function* <A>(keys: ReadonlyArray<string>, codec: Codec<A>) {
-    const texts = yield* guard.read(store.getMany(keys), [])
+    const texts = yield* guard.read(undefined, store.getMany(keys), [])
     const hits = new Map<string, A>()
     const misses: Array<string> = []
     for (let i = 0; i < keys.length; i++) {
       const key = keys[i]!
-      const text = texts[i]
+      // A key with an invalidation still pending is a miss, whatever the store holds.
+      const text = guard.isPending(key) ? undefined : texts[i]
       const decoded = text === undefined ? Option.none() : yield* entries.decode(key, text, codec)
       if (Option.isSome(decoded)) {
         counters.hits++

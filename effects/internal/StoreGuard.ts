@@ -1,12 +1,14 @@
 /**
  * The store guard: every call the cache makes to its store goes through it. Outages (unavailable, timed out) feed a
  * circuit breaker; while the store fails, reads answer a fallback (counted as degraded) and writes answer a typed
- * outcome instead of failing, and what a failed write or delete may have left stale is remembered. Before the breaker
- * closes again the remembered keys are deleted — or the whole store flushed, past `maxPending` keys or after a
- * failed pattern/tag invalidation — so no value invalidated during an outage comes back. On a closed breaker the
- * guard adds one field read to a call.
+ * outcome instead of failing. An invalidation the store could not apply — an outage, a store that refuses writes
+ * (disk full, read-only), a failed write that may have left an older value — is never forgotten: its keys stay
+ * pending (or, past `maxPending` keys or after a failed pattern/tag invalidation, the whole store does), reads of
+ * them miss without reaching the store, and a background retry applies it with backoff until the store takes it,
+ * whether or not the breaker ever opened. On a healthy store with nothing pending the guard adds two field reads to
+ * a call.
  */
-import { Clock, Effect } from "effect"
+import { Clock, Effect, Latch, Schedule, type Scope } from "effect"
 import { type CacheStore, CacheStoreError, isOutage } from "../../src/CacheStore.ts"
 import type { Counters } from "./CacheCounters.ts"
 import { type BreakerState, CircuitBreaker } from "./CircuitBreaker.ts"
@@ -19,8 +21,11 @@ export interface StoreGuardOptions {
   readonly maxPending: number
 }
 
-/** What may be stale after a failed write: one key, or anything ("all", after a pattern or tag invalidation). */
-export type Affected = string | "all"
+/**
+ * What a write affects: one key; "all" (a pattern or tag invalidation: if it fails, anything may be stale); or
+ * "everything" (a flush: if it fails anything may be stale, and once it succeeds nothing pending is left).
+ */
+export type Affected = string | "all" | "everything"
 
 /** The guard's state, for stats. */
 export interface GuardState {
@@ -32,8 +37,11 @@ export interface GuardState {
 
 /** The guarded view of one store. */
 export interface StoreGuard {
-  /** Runs a store read; a failure (or an open breaker) answers `fallback` and counts a degraded read. */
-  readonly read: <A>(read: Effect.Effect<A, CacheStoreError>, fallback: A) => Effect.Effect<A>
+  /**
+   * Runs a store read of `key` (undefined: of no single key); a failure, an open breaker, or an invalidation of the
+   * key still pending answers `fallback` and counts a degraded read.
+   */
+  readonly read: <A>(key: string | undefined, read: Effect.Effect<A, CacheStoreError>, fallback: A) => Effect.Effect<A>
   /**
    * The hot read path in one step on a closed breaker: `onValue` with the store's answer to `get(key)`, or
    * `onDegraded` (counted) when the store failed or the breaker is open.
@@ -53,38 +61,88 @@ export interface StoreGuard {
     onWritten: (a: A) => O,
     onFailed: (error: CacheStoreError) => O
   ) => Effect.Effect<O>
+  /** Whether an invalidation covering `key` is still pending: the store may hold a value it removed. */
+  readonly isPending: (key: string) => boolean
   readonly state: () => GuardState
 }
 
 const circuitOpen = () =>
   new CacheStoreError({ operation: "write", reason: "Unavailable", cause: new Error("circuit open") })
 
-/** The guard over `store`, counting into `counters`. */
-export const make = (store: CacheStore["Service"], counters: Counters, options: StoreGuardOptions): StoreGuard => {
+/** Retries of a pending invalidation: 50 ms, doubling, at most 5 s apart, for as long as it takes. */
+const retryBackoff = Schedule.min([Schedule.exponential("50 millis", 2), Schedule.spaced("5 seconds")])
+
+/** The guard over `store`, counting into `counters`; its retry of pending invalidations runs in the scope. */
+export const make = Effect.fnUntraced(function* (
+  store: CacheStore["Service"],
+  counters: Counters,
+  options: StoreGuardOptions
+): Effect.fn.Return<StoreGuard, never, Scope.Scope> {
   const breaker = new CircuitBreaker({
     failureThreshold: options.failureThreshold,
     resetAfterMs: options.resetAfterMs
   })
-  /** Keys whose write or delete failed: invalidated before the store is trusted again. */
+  /** Keys an invalidation could not be applied to: they read as misses until it is. */
   const pending = new Set<string>()
-  let flushOnRecovery = false
+  /** Anything may be stale: every read misses until the store has been flushed. */
+  let flushPending = false
+  /** Open while something is pending: the retry fiber waits on it. */
+  const somethingPending = yield* Latch.make(false)
+
+  const isPending = (key: string) => flushPending || (pending.size > 0 && pending.has(key))
 
   const remember = (affected: Affected) => {
-    if (affected === "all") flushOnRecovery = true
-    if (flushOnRecovery) return
-    pending.add(affected)
-    if (pending.size > options.maxPending) {
-      pending.clear()
-      flushOnRecovery = true
+    const wasClear = !flushPending && pending.size === 0
+    if (affected === "all" || affected === "everything") flushPending = true
+    else if (!flushPending) {
+      pending.add(affected)
+      if (pending.size > options.maxPending) {
+        pending.clear()
+        flushPending = true
+      }
     }
+    somethingPending.openUnsafe()
+    return wasClear
+      ? Effect.logWarning("an invalidation could not be applied; it stays pending and is retried until it is").pipe(
+          Effect.annotateLogs({ affected: flushPending ? "everything" : affected })
+        )
+      : Effect.void
   }
 
-  /** Invalidates what failed while the store was down, then closes the breaker; one caller at a time. */
-  const recover = Effect.gen(function* () {
-    yield* store.ping
-    if (flushOnRecovery) yield* store.flush
-    else if (pending.size > 0) yield* store.delete([...pending])
-  }).pipe(
+  /** Applies what is pending: one delete of the pending keys, or a flush. Fails while the store refuses it. */
+  const applyPending: Effect.Effect<void, CacheStoreError> = Effect.suspend(() => {
+    if (flushPending) {
+      return Effect.map(store.flush, () => {
+        flushPending = false
+        pending.clear()
+      })
+    }
+    if (pending.size === 0) return Effect.void
+    // Keys remembered while the delete runs stay: the delete may have run before their failure.
+    const keys = [...pending]
+    return Effect.map(store.delete(keys), () => {
+      if (!flushPending) for (const key of keys) pending.delete(key)
+    })
+  })
+
+  /** Whether nothing is pending now; closes the latch when so, so the retry fiber sleeps. */
+  const settled = Effect.suspend(() => {
+    if (flushPending || pending.size > 0) return Effect.succeed(false)
+    somethingPending.closeUnsafe()
+    return Effect.as(Effect.logInfo("pending invalidations applied"), true)
+  })
+
+  // The retry runs whether or not the breaker opened: a store that restarted within the failure threshold, or one
+  // that refuses writes while it answers reads, must not keep a value an invalidation removed.
+  yield* somethingPending.await.pipe(
+    Effect.andThen(applyPending.pipe(Effect.retry(retryBackoff))),
+    Effect.andThen(settled),
+    Effect.forever,
+    Effect.forkScoped
+  )
+
+  /** Invalidates what is pending, then closes the breaker; one caller at a time. */
+  const recover = Effect.andThen(store.ping, applyPending).pipe(
     Effect.matchEffect({
       onFailure: (error) =>
         Effect.flatMap(Clock.currentTimeMillis, (now) => {
@@ -95,8 +153,6 @@ export const make = (store: CacheStore["Service"], counters: Counters, options: 
         }),
       onSuccess: () =>
         Effect.suspend(() => {
-          pending.clear()
-          flushOnRecovery = false
           breaker.probed(true, 0)
           return Effect.logInfo("cache store recovered; breaker closed")
         })
@@ -128,12 +184,17 @@ export const make = (store: CacheStore["Service"], counters: Counters, options: 
   const whenUsable = <A, E, R>(run: Effect.Effect<A, E, R>, short: () => Effect.Effect<A, E, R>) =>
     breaker.state === "closed" ? run : Effect.flatMap(usable, (ok) => (ok ? run : short()))
 
-  const read = <A>(effect: Effect.Effect<A, CacheStoreError>, fallback: A): Effect.Effect<A> => {
+  const read = <A>(
+    key: string | undefined,
+    effect: Effect.Effect<A, CacheStoreError>,
+    fallback: A
+  ): Effect.Effect<A> => {
     const degraded = () =>
       Effect.sync(() => {
         counters.degradedReads++
         return fallback
       })
+    if (key !== undefined && isPending(key)) return degraded()
     const run = Effect.matchEffect(effect, {
       onFailure: (error) => Effect.andThen(failed(error), degraded()),
       onSuccess: (value) => {
@@ -153,6 +214,7 @@ export const make = (store: CacheStore["Service"], counters: Counters, options: 
       counters.degradedReads++
       return onDegraded()
     }
+    if (isPending(key)) return degraded()
     const run = Effect.matchEffect(store.get(key), {
       onFailure: (error) => Effect.andThen(failed(error), Effect.suspend(degraded)),
       onSuccess: (text) => {
@@ -170,22 +232,29 @@ export const make = (store: CacheStore["Service"], counters: Counters, options: 
     onFailed: (error: CacheStoreError) => O
   ): Effect.Effect<O> => {
     const notWritten = (error: CacheStoreError) =>
-      Effect.sync(() => {
+      Effect.suspend(() => {
         counters.failedWrites++
-        remember(affected)
-        return onFailed(error)
+        return Effect.as(remember(affected), onFailed(error))
       })
     // A healthy store refused the write (OOM under noeviction, a script error): what it still holds may be older
-    // than this write, so drop it now (a delete frees memory, so it goes through under OOM too).
+    // than this write, so drop it now (a delete frees memory, so it goes through under OOM too). A store that
+    // refuses every write (disk full, read-only) would refuse that delete too: remember it instead.
     const refused = (error: CacheStoreError) =>
-      Effect.matchEffect(affected === "all" ? store.flush : store.delete([affected]), {
-        onFailure: () => notWritten(error),
-        onSuccess: () =>
-          Effect.sync(() => {
-            counters.failedWrites++
-            return onFailed(error)
-          })
-      })
+      error.reason === "ReadOnly"
+        ? notWritten(error)
+        : Effect.matchEffect(
+            typeof affected === "string" && affected !== "all" && affected !== "everything"
+              ? store.delete([affected])
+              : store.flush,
+            {
+              onFailure: () => notWritten(error),
+              onSuccess: () =>
+                Effect.sync(() => {
+                  counters.failedWrites++
+                  return onFailed(error)
+                })
+            }
+          )
     const run = Effect.matchEffect(effect, {
       onFailure: (error) =>
         isOutage(error)
@@ -196,6 +265,11 @@ export const make = (store: CacheStore["Service"], counters: Counters, options: 
           : refused(error),
       onSuccess: (a) => {
         breaker.succeeded()
+        // The store now holds this write's result: nothing older is left to invalidate for what it covered.
+        if (affected === "everything") {
+          flushPending = false
+          pending.clear()
+        } else if (affected !== "all" && pending.size > 0) pending.delete(affected)
         return Effect.succeed(onWritten(a))
       }
     })
@@ -206,10 +280,11 @@ export const make = (store: CacheStore["Service"], counters: Counters, options: 
     read,
     get,
     write,
+    isPending,
     state: () => ({
       breaker: breaker.state,
       breakerOpened: breaker.opened,
-      pendingInvalidations: flushOnRecovery ? Infinity : pending.size
+      pendingInvalidations: flushPending ? Infinity : pending.size
     })
   }
-}
+})

@@ -31,6 +31,7 @@ export type Call = <A, B = A>(
 const reasonOf = (cause: unknown): StoreFailure => {
   const message = cause instanceof Error ? cause.message : String(cause)
   if (message.startsWith("OOM")) return "OutOfMemory"
+  if (message.startsWith("MISCONF") || message.startsWith("READONLY")) return "ReadOnly"
   if (message.startsWith("WRONGTYPE") || message.includes("WRONGTYPE")) return "WrongType"
   if (message === "Command timed out") return "Timeout"
   if (

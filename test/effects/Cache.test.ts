@@ -11,6 +11,9 @@ import * as Loaders from "../utils/Loaders.ts"
 const User = Schema.Struct({ id: Schema.Number, name: Schema.String })
 const ada = { id: 1, name: "ada" }
 
+/** Lets every fiber that can run, run (the clock is a TestClock: nothing sleeps). */
+const settle = Effect.yieldNow.pipe(Effect.repeat({ times: 50 }))
+
 /** Yields until `n` callers have joined a load in flight. */
 const awaitJoiners = (cache: Cache.Cache["Service"], n: number) =>
   cache.stats.pipe(
@@ -244,7 +247,7 @@ describe("Cache degradation", () => {
     }).pipe(Effect.provide(flaky))
   )
 
-  it.effect("fails writes soft with a typed outcome and stops calling a dead store once the breaker opens", () =>
+  it.effect("fails writes soft with a typed outcome and stops reading a dead store once the breaker opens", () =>
     Effect.gen(function* () {
       const cache = yield* Cache.Cache
       const control = yield* FlakyStore.FlakyControl
@@ -252,12 +255,68 @@ describe("Cache degradation", () => {
       const outcome = yield* cache.set("k", 1, { schema: Schema.Number })
       assert.strictEqual(outcome._tag, "NotWritten")
       assert.strictEqual((yield* cache.delete("k"))._tag, "Pending")
-      yield* cache.get("k", Schema.Number)
+      // A read of a key whose delete is pending misses without the store; a read of another key reaches it.
+      yield* cache.get("other", Schema.Number)
+      // The pending delete's retry tries once at once, then backs off on the (test) clock.
+      for (let i = 0; i < 20; i++) yield* Effect.yieldNow
       const refusedWhenOpen = yield* control.refused
       assert.strictEqual((yield* cache.stats).breaker, "open")
-      for (let i = 0; i < 100; i++) yield* cache.get("k", Schema.Number)
+      for (let i = 0; i < 100; i++) yield* cache.get("other", Schema.Number)
       assert.strictEqual(yield* control.refused, refusedWhenOpen)
       assert.strictEqual((yield* cache.stats).failedWrites, 2)
+    }).pipe(Effect.provide(flaky))
+  )
+
+  it.effect(
+    "retries a delete the store could not apply until it is applied, and reads miss meanwhile, breaker or not",
+    () =>
+      Effect.gen(function* () {
+        const cache = yield* Cache.Cache
+        const control = yield* FlakyStore.FlakyControl
+        const store = yield* CacheStore
+        yield* cache.set("user:1", { id: 1, name: "old" }, { schema: User })
+        yield* control.setDown(true)
+        assert.strictEqual((yield* cache.delete("user:1"))._tag, "Pending")
+        yield* settle // the retry's first attempt fails too, and it backs off on the clock
+        yield* control.setDown(false)
+        // One failure: the breaker never opened, and the store (back already) still holds the old value.
+        assert.strictEqual((yield* cache.stats).breaker, "closed")
+        assert.isTrue(yield* store.exists("user:1"))
+        assert.deepStrictEqual(yield* cache.get("user:1", User), Option.none())
+        assert.strictEqual((yield* cache.readEntry("user:1"))._tag, "Unavailable")
+        const fresh = Loaders.counting({ id: 1, name: "new" })
+        assert.deepStrictEqual(yield* cache.getOrLoad("user:1", fresh.load, { schema: User }), { id: 1, name: "new" })
+        assert.strictEqual((yield* cache.stats).pendingInvalidations, 1)
+        // The retry backs off on the clock, then applies the delete.
+        yield* TestClock.adjust("100 millis")
+        yield* settle
+        assert.strictEqual((yield* cache.stats).pendingInvalidations, 0)
+        assert.isFalse(yield* store.exists("user:1"))
+        assert.deepStrictEqual(
+          yield* cache.getOrLoad("user:1", fresh.load, { schema: User }),
+          { id: 1, name: "new" },
+          "loaded again: the key is cached normally once the delete is applied"
+        )
+        assert.isTrue(yield* store.exists("user:1"))
+      }).pipe(Effect.provide(flaky))
+  )
+
+  it.effect("keeps retrying while the store keeps refusing, and a successful write of the key settles it", () =>
+    Effect.gen(function* () {
+      const cache = yield* Cache.Cache
+      const control = yield* FlakyStore.FlakyControl
+      yield* control.setDown(true)
+      assert.strictEqual((yield* cache.delete("a"))._tag, "Pending")
+      assert.strictEqual((yield* cache.delete("b"))._tag, "Pending")
+      yield* TestClock.adjust("30 seconds")
+      assert.strictEqual((yield* cache.stats).pendingInvalidations, 2, "still pending while the store refuses")
+      yield* control.setDown(false)
+      yield* cache.set("a", 2, { schema: Schema.Number })
+      assert.strictEqual((yield* cache.stats).pendingInvalidations, 1, "a write that reached the store settles its key")
+      assert.deepStrictEqual(yield* cache.get("a", Schema.Number), Option.some(2))
+      yield* TestClock.adjust("10 seconds")
+      yield* settle
+      assert.strictEqual((yield* cache.stats).pendingInvalidations, 0)
     }).pipe(Effect.provide(flaky))
   )
 

@@ -112,6 +112,40 @@ describe("layerEmbedded", () => {
     }).pipe(Effect.provide(embedded({ persistence: "aof", appendfsync: "always" })))
   )
 
+  it.live("never answers a value whose delete the hung server missed, after it restarts from its AOF", () =>
+    Effect.gen(function* () {
+      const cache = yield* Cache.Cache
+      const server = yield* EmbeddedRedis
+      const store = yield* CacheStore
+      yield* cache.set("user:1", "old", { schema: Schema.String })
+      const pid = (yield* server.pid)!
+      process.kill(pid, "SIGSTOP")
+      // The delete times out against the hung server; the SIGKILL then ensures it never ran there.
+      assert.strictEqual((yield* cache.delete("user:1"))._tag, "Pending")
+      process.kill(pid, "SIGKILL")
+      yield* Poll.until(
+        Effect.map(server.pid, (now) => now !== undefined && now !== pid),
+        { timeoutMs: 10_000, what: "the supervisor restarted the server" }
+      )
+      // The restarted server replayed its AOF, and the breaker never opened (threshold 100): until the retry has
+      // applied the delete, every read misses; after it, the key is gone from the store.
+      assert.strictEqual((yield* cache.stats).breakerOpened, 0)
+      yield* Poll.until(
+        Effect.gen(function* () {
+          assert.deepStrictEqual(yield* cache.get("user:1", Schema.String), Option.none())
+          return (yield* cache.stats).pendingInvalidations === 0
+        }),
+        { timeoutMs: 10_000, what: "the pending delete was applied" }
+      )
+      assert.isUndefined(yield* store.get("user:1"))
+      assert.deepStrictEqual(yield* cache.get("user:1", Schema.String), Option.none())
+    }).pipe(
+      Effect.provide(
+        embedded({ persistence: "aof", appendfsync: "always" }, { failureThreshold: 100 }, { commandTimeoutMs: 200 })
+      )
+    )
+  )
+
   it.live("evicts under allkeys-lru and keeps used memory within the limit", () =>
     Effect.gen(function* () {
       const cache = yield* Cache.Cache
