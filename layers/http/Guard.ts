@@ -302,6 +302,8 @@ const precheck = (
 ) => {
   // RFC 9112 §3.2: a request without Host is refused (Node's own check would answer an empty 400).
   if (request.headers.host === undefined) return errorResponse(400, "bad_request", "the Host header is missing")
+  // Only origin-form targets name a resource here (`*` and absolute URLs are for OPTIONS and proxies).
+  if (!path.startsWith("/")) return errorResponse(400, "bad_request", "the request target must be a path")
   // Decided on the path as the router will match it, so `//api/v1/…` or `/%61pi/v1/…` get no way around the token
   // (the API's Authorization middleware checks it again on every endpoint it guards, wherever the path led).
   if (!isApiPath(routedPath(path))) return declaredTooLarge(request, maxBodyBytes)
