@@ -140,6 +140,7 @@ describe("embedded-cache warm --offline", () => {
         const warmed = yield* ServeProcess.cli(["warm", "--offline", "--keys", "user:1,user:2,user:3"], env)
         assert.strictEqual(warmed.code, 0, warmed.stderr)
         assert.deepInclude(lastJson(warmed), { keys_warmed: 2, missing: 1, total: 3 })
+        assert.lengthOf(warmed.stdout.trim().split("\n"), 1, "stdout holds the summary only; logs go to stderr")
         const serve = yield* ServeProcess.start(env)
         const got = yield* Effect.promise(() => fetch(`${serve.url}/api/v1/cache/user:2`).then((r) => r.json()))
         assert.deepInclude(got, { value: "bob", hit: true })
