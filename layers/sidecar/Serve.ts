@@ -77,27 +77,27 @@ export const storeChoiceOf = Effect.fnUntraced(function* (
 })
 
 /** The store layer the configuration asks for (the embedded server comes with it). */
-export const storeFromConfig = (config: CacheConfig.CacheConfig, instanceId: string) =>
-  Effect.map(storeChoiceOf(config, instanceId), StoreChoice.layer)
+export const storeFromConfig = Effect.fnUntraced(function* (config: CacheConfig.CacheConfig, instanceId: string) {
+  return StoreChoice.layer(yield* storeChoiceOf(config, instanceId))
+})
 
 /** The bus layer the configuration asks for, if any. */
-export const busFromConfig = (config: CacheConfig.CacheConfig, instanceId: string) =>
-  Effect.gen(function* () {
-    if (config.bus === "none") return undefined
-    if (Option.isNone(config.snsTopicArn) && Option.isNone(config.snsTopicName)) {
-      return yield* new CacheConfig.InvalidConfigError({
-        variable: "CACHE_SNS_TOPIC_ARN",
-        message: "CACHE_BUS=sns-sqs needs CACHE_SNS_TOPIC_ARN or CACHE_SNS_TOPIC_NAME"
-      })
-    }
-    return SnsSqsBus.layer({
-      instanceId,
-      topicArn: Option.getOrUndefined(config.snsTopicArn),
-      topicName: Option.getOrUndefined(config.snsTopicName),
-      queueUrl: Option.getOrUndefined(config.sqsQueueUrl),
-      queuePrefix: config.sqsQueuePrefix
+export const busFromConfig = Effect.fnUntraced(function* (config: CacheConfig.CacheConfig, instanceId: string) {
+  if (config.bus === "none") return undefined
+  if (Option.isNone(config.snsTopicArn) && Option.isNone(config.snsTopicName)) {
+    return yield* new CacheConfig.InvalidConfigError({
+      variable: "CACHE_SNS_TOPIC_ARN",
+      message: "CACHE_BUS=sns-sqs needs CACHE_SNS_TOPIC_ARN or CACHE_SNS_TOPIC_NAME"
     })
+  }
+  return SnsSqsBus.layer({
+    instanceId,
+    topicArn: Option.getOrUndefined(config.snsTopicArn),
+    topicName: Option.getOrUndefined(config.snsTopicName),
+    queueUrl: Option.getOrUndefined(config.sqsQueueUrl),
+    queuePrefix: config.sqsQueuePrefix
   })
+})
 
 /** Whether the startup warm-up is over (finished, failed or timed out). */
 export class StartupWarm extends Context.Service<StartupWarm, { readonly done: Effect.Effect<boolean> }>()(
@@ -247,6 +247,7 @@ export const run = Effect.gen(function* () {
   return yield* Layer.launch(layer).pipe(
     Effect.onExit(ServeLog.logStopped(instanceIdOf(config), startedAt)),
     Effect.catch((error) => CliOutput.failWith(ServeLog.describeFailure(error, service))),
+    Effect.annotateLogs({ instance: instanceIdOf(config) }),
     Effect.provideService(References.MinimumLogLevel, CacheConfig.logLevelOf(logging.level))
   )
 }).pipe(Effect.catchTag("ConfigError", (error) => CliOutput.failWith(ServeLog.describeFailure(error))))
