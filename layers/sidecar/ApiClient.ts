@@ -26,15 +26,26 @@ export interface Target {
   readonly token: Option.Option<Redacted.Redacted<string>>
 }
 
-/** The local sidecar's URL: `http://127.0.0.1:${CACHE_HTTP_PORT}`, 8080 when unset or not a port number. */
-export const localUrl: Effect.Effect<string> = Config.Port("CACHE_HTTP_PORT").pipe(
-  Config.withDefault(8080),
-  Effect.orElseSucceed(() => 8080),
-  Effect.map((port) => `http://127.0.0.1:${port}`)
-)
+/**
+ * The local sidecar's URL: `http://127.0.0.1:${CACHE_HTTP_PORT}`, port 8080 when unset; a `CACHE_HTTP_PORT` no
+ * client can connect to (0, not a number) fails with a line asking for `--url`.
+ */
+export const localUrl: Effect.Effect<string, CliOutput.CliFailure> = Effect.gen(function* () {
+  const text = Option.getOrUndefined(
+    yield* Config.option(Config.String("CACHE_HTTP_PORT")).pipe(Effect.orElseSucceed(() => Option.none()))
+  )
+  if (text === undefined) return "http://127.0.0.1:8080"
+  const port = Number(text)
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    return yield* CliOutput.failWith(
+      `CACHE_HTTP_PORT is ${JSON.stringify(text)}, not a port the local sidecar can be reached at: pass --url`
+    )
+  }
+  return `http://127.0.0.1:${port}`
+})
 
 /** The base URL of `target`: `--url`, else the local sidecar's. */
-export const baseUrl = (target: Target): Effect.Effect<string> =>
+export const baseUrl = (target: Target): Effect.Effect<string, CliOutput.CliFailure> =>
   Option.isSome(target.url) ? Effect.succeed(target.url.value.replace(/\/+$/, "")) : localUrl
 
 /** The bearer token: `--token`, else `CACHE_API_TOKEN`. */

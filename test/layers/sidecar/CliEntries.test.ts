@@ -123,6 +123,31 @@ describe("embedded-cache get / set / del", () => {
   )
 })
 
+describe("embedded-cache get / set against a sidecar with CACHE_API_TOKEN", () => {
+  it.live("sends CACHE_API_TOKEN (or --token) as the bearer token; without it the 401 is one line, exit 1", () =>
+    Effect.gen(function* () {
+      const serve = yield* ServeProcess.start({ CACHE_STORE: "memory", CACHE_API_TOKEN: "s3cret" })
+      const local = { CACHE_HTTP_PORT: new URL(serve.url).port }
+      const refused = yield* ServeProcess.cli(["set", "k", "v"], { ...local, CACHE_API_TOKEN: undefined })
+      assert.strictEqual(refused.code, 1)
+      assert.match(refused.stderr.trim(), /^error: PUT \S+ answered 401: /)
+      const set = yield* ServeProcess.cli(["set", "k", "v"], { ...local, CACHE_API_TOKEN: "s3cret" })
+      assert.strictEqual(set.code, 0, set.stderr)
+      const got = yield* ServeProcess.cli(["get", "k", "--token", "s3cret"], { ...local, CACHE_API_TOKEN: undefined })
+      assert.deepInclude(lastJson(got), { value: "v" })
+    }).pipe(Effect.scoped)
+  )
+
+  it("CACHE_HTTP_PORT=0 (any port, for serve) gives the one-shot commands one line asking for --url", async () => {
+    const ran = await cli(["stats"], { CACHE_HTTP_PORT: "0" })
+    assert.strictEqual(ran.code, 1)
+    assert.strictEqual(
+      ran.stderr.trim(),
+      'error: CACHE_HTTP_PORT is "0", not a port the local sidecar can be reached at: pass --url'
+    )
+  })
+})
+
 describe("embedded-cache warm --offline", () => {
   it.live(
     "fills the configured store (rdb), so a sidecar started on that data dir serves the warmed keys",
