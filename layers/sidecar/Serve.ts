@@ -3,7 +3,8 @@
  * redis-server, external Redis or memory), the bus when instances are synchronised, the cache instrumented for
  * stats, the data source, the startup warm-up that readiness waits for, the scheduled re-warm
  * (`CACHE_WARM_SCHEDULE`), and the REST API. Closing the layer stops accepting requests, drains those in flight,
- * stops the consumer and the schedule, and shuts the embedded server down.
+ * stops the consumer and the schedule, and shuts the embedded server down. `run` is `embedded-cache serve`: the
+ * layer at `CACHE_LOG_LEVEL`, one log line when it listens and one when it has stopped, one-line start failures.
  */
 import { Context, Deferred, Duration, Effect, Layer, Option, References } from "effect"
 import * as os from "node:os"
