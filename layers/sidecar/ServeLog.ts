@@ -124,6 +124,7 @@ export const describeFailure = (error: unknown, service?: CacheConfig.ServiceCon
         )
       }
       if (reason === "BinaryNotFound") return `CACHE_STORE=embedded: ${oneLine(message)}`
+      if (message.startsWith("the socket path")) return `${oneLine(message)} (CACHE_DATA_DIR)`
       if (message.startsWith("cannot create the data dir") || message.startsWith("cannot write")) {
         return `${oneLine(message)} (set CACHE_DATA_DIR to a writable directory)`
       }

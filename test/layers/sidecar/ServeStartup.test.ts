@@ -187,6 +187,15 @@ describe("embedded-cache serve: one-line start failures", () => {
     }).pipe(Effect.scoped)
   )
 
+  it.live("a data dir too deep for a unix socket path is one line naming CACHE_DATA_DIR, exit 1", () =>
+    Effect.gen(function* () {
+      const dir = yield* TempDir.make
+      const failed = yield* failedStart({ CACHE_STORE: "embedded", CACHE_DATA_DIR: path.join(dir, "d".repeat(120)) })
+      assert.strictEqual(failed.code, 1)
+      assertOneLine(failed.output, ["the socket path", "CACHE_DATA_DIR"])
+    }).pipe(Effect.scoped)
+  )
+
   it.live("CACHE_STORE=embedded without redis-server on PATH is one line saying how to install it, exit 1", () =>
     Effect.gen(function* () {
       const dir = yield* TempDir.make
