@@ -30,8 +30,9 @@ export interface HttpServerOptions {
   /** The configured data source's name, accepted by `/warm` besides `"default"` (e.g. `"http"`). */
   readonly sourceName?: string | undefined
   /**
-   * Log one line per request (Effect's HTTP logger) and the "Listening on" line. Default false: an access log costs
-   * CPU and output on every request, health probes included (`serve` turns it on with `CACHE_ACCESS_LOG=true`).
+   * Log one line per request (Effect's HTTP logger). Default false: an access log costs CPU and output on every
+   * request, health probes included (`serve` turns it on with `CACHE_ACCESS_LOG=true`). The bound address is not
+   * logged here: the caller says it in its own startup line (`HttpServer.HttpServer` has it).
    */
   readonly logRequests?: boolean | undefined
   /** How long closing waits for requests in flight before giving up on them. Default 20 s. */
@@ -127,7 +128,7 @@ export const layer = (
     // Keys are at most 512 bytes; the guard refuses longer ones before routing, with a 400 rather than a 404.
     routerConfig: { maxParamLength: 2048 },
     disableLogger: options.logRequests !== true,
-    disableListenLog: options.logRequests !== true
+    disableListenLog: true
   }).pipe(
     Layer.provide(NodeHttpServer.layerHttpServices),
     Layer.provideMerge(

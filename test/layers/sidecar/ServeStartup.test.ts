@@ -143,6 +143,7 @@ describe("embedded-cache serve: logs", () => {
         Effect.sync(() => serve.output().includes("/api/v1/cache/logged-key")),
         { timeoutMs: 10_000, what: "the access log line", intervalMs: 20 }
       )
+      assert.notInclude(serve.output(), "Listening on", "the startup line is the only one saying where it listens")
     }).pipe(Effect.scoped)
   )
 
