@@ -36,7 +36,10 @@ const Seconds = Schema.NumberFromString.pipe(
 
 /** The instance and store settings. */
 export const CacheConfig = Config.all({
-  /** Identity on the bus and in stats; `hostname-pid` when unset (filled in by the runner, which knows both). */
+  /**
+   * Identity on the bus, in stats and in the default data dir; the host name when unset (filled in by the runner,
+   * which knows it), so a restart of the same instance finds its data. A second process on one host sets its own.
+   */
   instanceId: Config.option(Config.NonEmptyString("CACHE_INSTANCE_ID")),
   /** The embedded server's directory; `.embedded-cache/<instance>` when unset. */
   dataDir: Config.option(Config.NonEmptyString("CACHE_DATA_DIR")),
@@ -61,12 +64,53 @@ export type CacheConfig = Config.Success<typeof CacheConfig>
 export const SourceKind = Schema.Literals(["none", "http", "sql", "file"])
 export type SourceKind = typeof SourceKind.Type
 
+/** How much `serve` logs: Effect's log levels, in lower case (`warning` is accepted for `warn`). */
+export const LogLevelName = Schema.Literals([
+  "all",
+  "trace",
+  "debug",
+  "info",
+  "warn",
+  "warning",
+  "error",
+  "fatal",
+  "none"
+])
+export type LogLevelName = typeof LogLevelName.Type
+
+const logLevels = {
+  all: "All",
+  trace: "Trace",
+  debug: "Debug",
+  info: "Info",
+  warn: "Warn",
+  warning: "Warn",
+  error: "Error",
+  fatal: "Fatal",
+  none: "None"
+} as const
+
+/** Effect's log level (the value of `References.MinimumLogLevel`) of a `CACHE_LOG_LEVEL` name. */
+export const logLevelOf = (name: LogLevelName): (typeof logLevels)[LogLevelName] => logLevels[name]
+
+/** The logging settings: the minimum level (`CACHE_LOG_LEVEL`) and the per-request access log (`CACHE_ACCESS_LOG`). */
+export const LogConfig = Config.all({
+  level: Config.schema(LogLevelName, "CACHE_LOG_LEVEL").pipe(Config.withDefault("info" as const)),
+  accessLog: Config.Boolean("CACHE_ACCESS_LOG").pipe(Config.withDefault(false))
+})
+export type LogConfig = Config.Success<typeof LogConfig>
+
+const PortNumber = Schema.NumberFromString.pipe(
+  Schema.check(Schema.isInt(), Schema.isBetween({ minimum: 0, maximum: 65535 }))
+)
+
 const PositiveInt = Schema.NumberFromString.pipe(Schema.check(Schema.isInt(), Schema.isGreaterThan(0)))
 
 /** The settings of the `serve` sidecar: its REST API, its data source and its startup warm-up. */
 export const ServiceConfig = Config.all({
   httpHost: Config.String("CACHE_HTTP_HOST").pipe(Config.withDefault("127.0.0.1")),
-  httpPort: Config.Port("CACHE_HTTP_PORT").pipe(Config.withDefault(8080)),
+  /** 0 picks a free port; the startup log line shows the one bound. */
+  httpPort: Config.schema(PortNumber, "CACHE_HTTP_PORT").pipe(Config.withDefault(8080)),
   /** When set, `/api/v1/*` requires `Authorization: Bearer <token>`. */
   apiToken: Config.option(Config.Redacted("CACHE_API_TOKEN")),
   maxBodyBytes: Config.schema(PositiveInt, "CACHE_MAX_BODY_BYTES").pipe(Config.withDefault(1_048_576)),

@@ -29,7 +29,11 @@ export interface HttpServerOptions {
   readonly instanceId: string
   /** The configured data source's name, accepted by `/warm` besides `"default"` (e.g. `"http"`). */
   readonly sourceName?: string | undefined
-  /** Log one line per request (Effect's HTTP logger). Default true. */
+  /**
+   * Log one line per request (Effect's HTTP logger). Default false: an access log costs CPU and output on every
+   * request, health probes included (`serve` turns it on with `CACHE_ACCESS_LOG=true`). The bound address is not
+   * logged here: the caller says it in its own startup line (`HttpServer.HttpServer` has it).
+   */
   readonly logRequests?: boolean | undefined
   /** How long closing waits for requests in flight before giving up on them. Default 20 s. */
   readonly gracefulShutdownTimeout?: Duration.Input | undefined
@@ -123,8 +127,8 @@ export const layer = (
   HttpRouter.serve(Routes.layerRoutes(options), {
     // Keys are at most 512 bytes; the guard refuses longer ones before routing, with a 400 rather than a 404.
     routerConfig: { maxParamLength: 2048 },
-    disableLogger: options.logRequests === false,
-    disableListenLog: options.logRequests === false
+    disableLogger: options.logRequests !== true,
+    disableListenLog: true
   }).pipe(
     Layer.provide(NodeHttpServer.layerHttpServices),
     Layer.provideMerge(

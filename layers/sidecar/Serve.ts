@@ -3,9 +3,10 @@
  * redis-server, external Redis or memory), the bus when instances are synchronised, the cache instrumented for
  * stats, the data source, the startup warm-up that readiness waits for, the scheduled re-warm
  * (`CACHE_WARM_SCHEDULE`), and the REST API. Closing the layer stops accepting requests, drains those in flight,
- * stops the consumer and the schedule, and shuts the embedded server down.
+ * stops the consumer and the schedule, and shuts the embedded server down. `run` is `embedded-cache serve`: the
+ * layer at `CACHE_LOG_LEVEL`, one log line when it listens and one when it has stopped, one-line start failures.
  */
-import { Context, Deferred, Duration, Effect, Layer, Option } from "effect"
+import { Context, Deferred, Duration, Effect, Layer, Option, References } from "effect"
 import * as os from "node:os"
 import * as path from "node:path"
 import { spawnSync } from "node:child_process"
@@ -21,72 +22,84 @@ import * as HttpDataSource from "../source/HttpDataSource.ts"
 import * as HttpServer from "../http/HttpServer.ts"
 import * as Readiness from "../http/Readiness.ts"
 import * as StoreChoice from "../store/StoreChoice.ts"
+import * as CliOutput from "./CliOutput.ts"
 import * as KeysFile from "./KeysFile.ts"
+import * as ServeLog from "./ServeLog.ts"
 import * as SnsSqsBus from "../bus/SnsSqsBus.ts"
 import * as SqlDataSource from "../source/SqlDataSource.ts"
 
 /** Whether `redis-server` can be run from PATH. */
 export const redisServerOnPath = (): boolean => spawnSync("redis-server", ["--version"]).status === 0
 
-/** This instance's identity: `CACHE_INSTANCE_ID`, else `hostname-pid`. */
+/**
+ * This instance's identity: `CACHE_INSTANCE_ID`, else the host name — stable across restarts, so the default data
+ * dir (and the SQS queue) of the same instance on the same host is found again. A second process on one host sets
+ * its own (the data dir lock refuses it otherwise).
+ */
 export const instanceIdOf = (config: CacheConfig.CacheConfig): string =>
-  Option.getOrElse(config.instanceId, () => `${os.hostname()}-${process.pid}`)
+  Option.getOrElse(config.instanceId, () => os.hostname())
+
+/** The embedded server's data dir: `CACHE_DATA_DIR`, else `.embedded-cache/<instance>`. */
+export const dataDirOf = (config: CacheConfig.CacheConfig, instanceId: string): string =>
+  Option.getOrElse(config.dataDir, () => path.join(".embedded-cache", instanceId))
 
 /** The store the configuration asks for, resolving `auto` (embedded when `redis-server` is on PATH). */
-export const storeChoiceOf = (config: CacheConfig.CacheConfig, instanceId: string) =>
-  Effect.gen(function* () {
-    let kind = config.store
-    if (kind === "auto") {
-      kind = redisServerOnPath() ? "embedded" : "memory"
-      if (kind === "memory") yield* Effect.logWarning("redis-server is not on PATH: using the in-process memory store")
-    }
-    switch (kind) {
-      case "memory":
-        return { _tag: "memory" } satisfies StoreChoice.StoreChoice
-      case "external":
-        if (Option.isNone(config.redisUrl)) {
-          return yield* new CacheConfig.InvalidConfigError({
-            variable: "CACHE_REDIS_URL",
-            message: "CACHE_STORE=external needs CACHE_REDIS_URL (a redis:// URL or a unix socket path)"
-          })
+export const storeChoiceOf = Effect.fnUntraced(function* (
+  config: CacheConfig.CacheConfig,
+  instanceId: string
+): Effect.fn.Return<StoreChoice.StoreChoice, CacheConfig.InvalidConfigError> {
+  let kind = config.store
+  if (kind === "auto") {
+    kind = redisServerOnPath() ? "embedded" : "memory"
+    if (kind === "memory") yield* Effect.logWarning("redis-server is not on PATH: using the in-process memory store")
+  }
+  switch (kind) {
+    case "memory":
+      return { _tag: "memory" } satisfies StoreChoice.StoreChoice
+    case "external":
+      if (Option.isNone(config.redisUrl)) {
+        return yield* new CacheConfig.InvalidConfigError({
+          variable: "CACHE_REDIS_URL",
+          message: "CACHE_STORE=external needs CACHE_REDIS_URL (a redis:// URL or a unix socket path)"
+        })
+      }
+      return { _tag: "external", connection: config.redisUrl.value } satisfies StoreChoice.StoreChoice
+    default:
+      return {
+        _tag: "embedded",
+        server: {
+          dataDir: dataDirOf(config, instanceId),
+          maxmemory: config.maxmemory,
+          evictionPolicy: config.evictionPolicy,
+          persistence: config.persistence,
+          appendfsync: config.appendfsync
         }
-        return { _tag: "external", connection: config.redisUrl.value } satisfies StoreChoice.StoreChoice
-      default:
-        return {
-          _tag: "embedded",
-          server: {
-            dataDir: Option.getOrElse(config.dataDir, () => path.join(".embedded-cache", instanceId)),
-            maxmemory: config.maxmemory,
-            evictionPolicy: config.evictionPolicy,
-            persistence: config.persistence,
-            appendfsync: config.appendfsync
-          }
-        } satisfies StoreChoice.StoreChoice
-    }
-  })
+      } satisfies StoreChoice.StoreChoice
+  }
+})
 
 /** The store layer the configuration asks for (the embedded server comes with it). */
-export const storeFromConfig = (config: CacheConfig.CacheConfig, instanceId: string) =>
-  Effect.map(storeChoiceOf(config, instanceId), StoreChoice.layer)
+export const storeFromConfig = Effect.fnUntraced(function* (config: CacheConfig.CacheConfig, instanceId: string) {
+  return StoreChoice.layer(yield* storeChoiceOf(config, instanceId))
+})
 
 /** The bus layer the configuration asks for, if any. */
-export const busFromConfig = (config: CacheConfig.CacheConfig, instanceId: string) =>
-  Effect.gen(function* () {
-    if (config.bus === "none") return undefined
-    if (Option.isNone(config.snsTopicArn) && Option.isNone(config.snsTopicName)) {
-      return yield* new CacheConfig.InvalidConfigError({
-        variable: "CACHE_SNS_TOPIC_ARN",
-        message: "CACHE_BUS=sns-sqs needs CACHE_SNS_TOPIC_ARN or CACHE_SNS_TOPIC_NAME"
-      })
-    }
-    return SnsSqsBus.layer({
-      instanceId,
-      topicArn: Option.getOrUndefined(config.snsTopicArn),
-      topicName: Option.getOrUndefined(config.snsTopicName),
-      queueUrl: Option.getOrUndefined(config.sqsQueueUrl),
-      queuePrefix: config.sqsQueuePrefix
+export const busFromConfig = Effect.fnUntraced(function* (config: CacheConfig.CacheConfig, instanceId: string) {
+  if (config.bus === "none") return undefined
+  if (Option.isNone(config.snsTopicArn) && Option.isNone(config.snsTopicName)) {
+    return yield* new CacheConfig.InvalidConfigError({
+      variable: "CACHE_SNS_TOPIC_ARN",
+      message: "CACHE_BUS=sns-sqs needs CACHE_SNS_TOPIC_ARN or CACHE_SNS_TOPIC_NAME"
     })
+  }
+  return SnsSqsBus.layer({
+    instanceId,
+    topicArn: Option.getOrUndefined(config.snsTopicArn),
+    topicName: Option.getOrUndefined(config.snsTopicName),
+    queueUrl: Option.getOrUndefined(config.sqsQueueUrl),
+    queuePrefix: config.sqsQueuePrefix
   })
+})
 
 /** The data source each `CACHE_SOURCE` names, configured from its own variables. */
 const sourceLayers = {
@@ -174,14 +187,19 @@ const layerScheduledWarm = (service: CacheConfig.ServiceConfig, ttlSeconds: numb
     })
   )
 
-/** The sidecar, from the configuration in context. */
+/**
+ * The sidecar, from the configuration in context; once its REST API listens it logs the startup line
+ * (`ServeLog.layerStartupLine`). Per-request access log lines only with `CACHE_ACCESS_LOG=true`.
+ */
 export const layer = Layer.unwrap(
   Effect.gen(function* () {
     const config = yield* CacheConfig.CacheConfig
     const service = yield* CacheConfig.ServiceConfig
+    const logging = yield* CacheConfig.LogConfig
     const instanceId = instanceIdOf(config)
     yield* Effect.annotateLogsScoped({ instance: instanceId })
-    const store = yield* storeFromConfig(config, instanceId)
+    const choice = yield* storeChoiceOf(config, instanceId)
+    const store = StoreChoice.layer(choice)
     const bus = yield* busFromConfig(config, instanceId)
     const cacheOptions: Cache.CacheOptions = { defaultTtl: Duration.seconds(config.defaultTtlSeconds) }
     // The synced cache provides a SyncConsumer, and its stats report it.
@@ -211,9 +229,12 @@ export const layer = Layer.unwrap(
       apiToken: Option.getOrUndefined(service.apiToken),
       maxBodyBytes: service.maxBodyBytes,
       instanceId,
-      sourceName: service.source === "none" ? undefined : service.source
+      sourceName: service.source === "none" ? undefined : service.source,
+      logRequests: logging.accessLog
     })
-    return http.pipe(
+    const startupLine = ServeLog.layerStartupLine({ instanceId, store: choice, config, service })
+    return startupLine.pipe(
+      Layer.provideMerge(http),
       Layer.provide(readiness),
       Layer.provideMerge(startup),
       Layer.provideMerge(scheduled),
@@ -222,3 +243,20 @@ export const layer = Layer.unwrap(
     )
   })
 )
+
+/**
+ * Runs the sidecar until SIGTERM/SIGINT at the level `CACHE_LOG_LEVEL` asks for, logging one line once everything
+ * has stopped; a failed start becomes one line naming the cause (`ServeLog.describeFailure`), with exit code 1.
+ */
+export const run = Effect.gen(function* () {
+  const startedAt = Date.now()
+  const logging = yield* CacheConfig.LogConfig
+  const config = yield* CacheConfig.CacheConfig
+  const service = yield* CacheConfig.ServiceConfig
+  return yield* Layer.launch(layer).pipe(
+    Effect.onExit(ServeLog.logStopped(instanceIdOf(config), startedAt)),
+    Effect.catch((error) => CliOutput.failWith(ServeLog.describeFailure(error, service))),
+    Effect.annotateLogs({ instance: instanceIdOf(config) }),
+    Effect.provideService(References.MinimumLogLevel, CacheConfig.logLevelOf(logging.level))
+  )
+}).pipe(Effect.catchTag("ConfigError", (error) => CliOutput.failWith(ServeLog.describeFailure(error))))

@@ -1,10 +1,11 @@
 /**
  * `embedded-cache serve` as a real child process, for end-to-end tests: started on a free port with the given
  * environment, awaited until `/healthz` answers (or until it exits), stopped with a signal when the scope
- * closes (SIGTERM, then SIGKILL if it hangs). Its output is kept, to quote when something fails.
+ * closes (SIGTERM, then SIGKILL if it hangs). Its output is kept, to quote when something fails. Also the one-shot
+ * commands (`cli`), run to completion with their output and exit code.
  */
 import { Deferred, Effect } from "effect"
-import { spawn } from "node:child_process"
+import { execFile, spawn } from "node:child_process"
 import * as net from "node:net"
 import * as path from "node:path"
 import * as Poll from "./Poll.ts"
@@ -34,8 +35,24 @@ export const freePort = Effect.callback<number>((resume) => {
   })
 })
 
+/** Settings of the environment: a value, or undefined to remove the variable the test process has. */
+export type Env = Readonly<Record<string, string | undefined>>
+
+/** The test process's environment with `env` applied. */
+export const envWith = (env: Env): NodeJS.ProcessEnv => {
+  const merged: NodeJS.ProcessEnv = { ...process.env, ...env }
+  for (const [name, value] of Object.entries(env)) if (value === undefined) delete merged[name]
+  return merged
+}
+
+/** How a `serve` process is spawned besides its environment. */
+export interface SpawnOptions {
+  /** Its working directory (the default data dir `.embedded-cache/<instance>` is relative to it). */
+  readonly cwd?: string | undefined
+}
+
 /** Spawns the process without waiting for it to be healthy. */
-export const spawnServe = (env: Record<string, string>, args: ReadonlyArray<string> = ["serve"]) =>
+export const spawnServe = (env: Env, args: ReadonlyArray<string> = ["serve"], options: SpawnOptions = {}) =>
   Effect.gen(function* () {
     const port = yield* freePort
     let output = ""
@@ -43,8 +60,9 @@ export const spawnServe = (env: Record<string, string>, args: ReadonlyArray<stri
     const child = yield* Effect.acquireRelease(
       Effect.sync(() => {
         const child = spawn(process.execPath, [main, ...args], {
-          env: { ...process.env, CACHE_HTTP_PORT: String(port), ...env },
-          stdio: ["ignore", "pipe", "pipe"]
+          env: envWith({ CACHE_HTTP_PORT: String(port), ...env }),
+          stdio: ["ignore", "pipe", "pipe"],
+          ...(options.cwd === undefined ? {} : { cwd: options.cwd })
         })
         child.stdout.on("data", (chunk: Buffer) => void (output += chunk.toString()))
         child.stderr.on("data", (chunk: Buffer) => void (output += chunk.toString()))
@@ -84,9 +102,9 @@ export const spawnServe = (env: Record<string, string>, args: ReadonlyArray<stri
   })
 
 /** Spawns `serve` and waits until `/healthz` answers; fails with its output if it exits first. */
-export const start = (env: Record<string, string>) =>
+export const start = (env: Env, options: SpawnOptions = {}) =>
   Effect.gen(function* () {
-    const serve = yield* spawnServe(env)
+    const serve = yield* spawnServe(env, ["serve"], options)
     yield* Poll.until(
       Effect.gen(function* () {
         if (Deferred.isDoneUnsafe(serve.exited)) {
@@ -103,3 +121,30 @@ export const start = (env: Record<string, string>) =>
     )
     return serve
   })
+
+/** What a finished `embedded-cache` command printed, and its exit code. */
+export interface Ran {
+  readonly code: number
+  readonly stdout: string
+  readonly stderr: string
+}
+
+/** Runs `embedded-cache <args>` to completion (stdout and stderr are pipes, so not terminals). */
+export const cli = (args: ReadonlyArray<string>, env: Env = {}, options: SpawnOptions = {}) =>
+  Effect.callback<Ran>((resume) => {
+    execFile(
+      process.execPath,
+      [main, ...args],
+      { env: envWith(env), ...(options.cwd === undefined ? {} : { cwd: options.cwd }) },
+      (error, stdout, stderr) => {
+        const code = error === null ? 0 : typeof error.code === "number" ? error.code : -1
+        resume(Effect.succeed({ code, stdout, stderr }))
+      }
+    )
+  })
+
+/** The last line of a command's stdout, parsed as JSON. */
+export const lastJson = (ran: Ran): Record<string, unknown> => {
+  const lines = ran.stdout.trim().split("\n")
+  return JSON.parse(lines[lines.length - 1]!) as Record<string, unknown>
+}

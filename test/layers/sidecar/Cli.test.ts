@@ -5,7 +5,6 @@
  */
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Exit, Scope } from "effect"
-import { execFile } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
@@ -13,30 +12,12 @@ import * as Poll from "../../utils/Poll.ts"
 import * as ItemsSource from "../../utils/ItemsSource.ts"
 import * as ServeProcess from "../../utils/ServeProcess.ts"
 
-const main = path.resolve(import.meta.dirname, "../../../layers/sidecar/main.ts")
-
 const dataSource = ItemsSource.make
 
-interface Ran {
-  readonly code: number
-  readonly stdout: string
-  readonly stderr: string
-}
-
 /** Runs `embedded-cache <args>` to completion. */
-const cli = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
-  new Promise<Ran>((resolve) => {
-    execFile(process.execPath, [main, ...args], { env: { ...process.env, ...env } }, (error, stdout, stderr) => {
-      const code = error === null ? 0 : typeof error.code === "number" ? error.code : -1
-      resolve({ code, stdout, stderr })
-    })
-  })
+const cli = (args: ReadonlyArray<string>, env: ServeProcess.Env = {}) => Effect.runPromise(ServeProcess.cli(args, env))
 
-/** The last line of stdout, parsed. */
-const lastJson = (ran: Ran): Record<string, unknown> => {
-  const lines = ran.stdout.trim().split("\n")
-  return JSON.parse(lines[lines.length - 1]!) as Record<string, unknown>
-}
+const lastJson = ServeProcess.lastJson
 
 const items = { "user:1": { name: "ada" }, "user:2": "bob", "user:3": 3, "item:1": [1] }
 
@@ -89,6 +70,43 @@ describe("embedded-cache warm / stats / invalidate", () => {
     assert.strictEqual(byDefault.code, 2, "the default ratio is 0")
   })
 
+  it("warm exits with code 2 when the missing ratio is above --max-missing-ratio, and 0 when within it", async () => {
+    const args = ["warm", "--url", url, "--keys", "user:1,user:404,user:405,user:2"]
+    const above = await cli([...args, "--max-missing-ratio", "0.25"])
+    assert.strictEqual(above.code, 2, above.stderr)
+    assert.deepInclude(lastJson(above), { missing: 2, total: 4 })
+    assert.include(above.stderr, "--max-missing-ratio")
+    const within = await cli([...args, "--max-missing-ratio", "0.5"])
+    assert.strictEqual(within.code, 0, within.stderr)
+    const byDefault = await cli(args)
+    assert.strictEqual(byDefault.code, 0, "missing keys are allowed by default")
+  })
+
+  it("without --url, warm, stats and invalidate talk to the sidecar at 127.0.0.1:$CACHE_HTTP_PORT", async () => {
+    const local = { CACHE_HTTP_PORT: new URL(url).port }
+    const warmed = await cli(["warm", "--keys", "user:3"], local)
+    assert.strictEqual(warmed.code, 0, warmed.stderr)
+    assert.deepInclude(lastJson(warmed), { total: 1, failed: 0 })
+    assert.strictEqual((await fetch(`${url}/api/v1/cache/user:3`)).status, 200, "the running sidecar got the key")
+    const stats = await cli(["stats"], local)
+    assert.strictEqual(stats.code, 0, stats.stderr)
+    assert.isNumber(lastJson(stats)["total_keys"])
+    const invalidated = await cli(["invalidate", "--key", "user:3"], local)
+    assert.deepInclude(lastJson(invalidated), { key: "user:3", keys_invalidated: 1 })
+    assert.strictEqual((await fetch(`${url}/api/v1/cache/user:3`)).status, 404)
+  })
+
+  it("without --url and no sidecar running, warm warms nothing and fails with one line naming the local URL, exit 1", async () => {
+    const port = String(await Effect.runPromise(ServeProcess.freePort))
+    const ran = await cli(["warm", "--keys", "user:1"], { CACHE_HTTP_PORT: port, CACHE_STORE: "memory" })
+    assert.strictEqual(ran.code, 1)
+    assert.strictEqual(ran.stdout, "", "no summary of a warm that did not happen")
+    assert.match(
+      ran.stderr.trim(),
+      new RegExp(`^error: cannot reach http://127\\.0\\.0\\.1:${port}/[^\\n]*is the sidecar running`)
+    )
+  })
+
   it("stats prints the instance's stats as JSON", async () => {
     const ran = await cli(["stats", "--url", url])
     assert.strictEqual(ran.code, 0, ran.stderr)
@@ -111,11 +129,14 @@ describe("embedded-cache warm / stats / invalidate", () => {
     assert.strictEqual((await fetch(`${url}/api/v1/cache/user:2`)).status, 404)
   })
 
-  it("--help renders for warm, stats and invalidate", async () => {
+  it("--help renders for warm, stats, invalidate, get, set and del", async () => {
     for (const [command, flag] of [
-      ["warm", "--max-failure-ratio"],
+      ["warm", "--max-missing-ratio"],
       ["stats", "--url"],
-      ["invalidate", "--pattern"]
+      ["invalidate", "--pattern"],
+      ["get", "--load"],
+      ["set", "--ttl"],
+      ["del", "--json"]
     ] as const) {
       const ran = await cli([command, "--help"])
       assert.strictEqual(ran.code, 0, ran.stderr)
