@@ -19,8 +19,8 @@ export interface StoreGuardOptions {
   readonly maxPending: number
 }
 
-/** What may be stale after a failed write: one key, or anything ("all", after a pattern or tag invalidation). */
-export type Affected = string | "all"
+/** What may be stale after a failed write: one key, several keys (a batch), or anything ("all", after a pattern or tag invalidation). */
+export type Affected = string | ReadonlyArray<string> | "all"
 
 /** The guard's state, for stats. */
 export interface GuardState {
@@ -72,7 +72,8 @@ export const make = (store: CacheStore["Service"], counters: Counters, options: 
   const remember = (affected: Affected) => {
     if (affected === "all") flushOnRecovery = true
     if (flushOnRecovery) return
-    pending.add(affected)
+    if (typeof affected === "string") pending.add(affected)
+    else for (const key of affected) pending.add(key)
     if (pending.size > options.maxPending) {
       pending.clear()
       flushOnRecovery = true
@@ -178,14 +179,17 @@ export const make = (store: CacheStore["Service"], counters: Counters, options: 
     // A healthy store refused the write (OOM under noeviction, a script error): what it still holds may be older
     // than this write, so drop it now (a delete frees memory, so it goes through under OOM too).
     const refused = (error: CacheStoreError) =>
-      Effect.matchEffect(affected === "all" ? store.flush : store.delete([affected]), {
-        onFailure: () => notWritten(error),
-        onSuccess: () =>
-          Effect.sync(() => {
-            counters.failedWrites++
-            return onFailed(error)
-          })
-      })
+      Effect.matchEffect(
+        affected === "all" ? store.flush : store.delete(typeof affected === "string" ? [affected] : affected),
+        {
+          onFailure: () => notWritten(error),
+          onSuccess: () =>
+            Effect.sync(() => {
+              counters.failedWrites++
+              return onFailed(error)
+            })
+        }
+      )
     const run = Effect.matchEffect(effect, {
       onFailure: (error) =>
         isOutage(error)

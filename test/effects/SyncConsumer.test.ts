@@ -141,7 +141,9 @@ describe("continuity", () => {
   it.effect("flushes once a lost event's seq gap outlives the gap timeout", () =>
     Effect.gen(function* () {
       const hub = yield* MemoryBus.makeHub({ instances: ["a", "b"], mode: "manual" })
-      const [a, b] = yield* World.instances(hub, ["a", "b"], { sync })
+      // One event per write, so that one of them can be lost on its own.
+      const publisher = { awaitMs: 1000, coalesceWindow: 0, maxTargetsPerEvent: 1 }
+      const [a, b] = yield* World.instances(hub, ["a", "b"], { sync, publisher })
       yield* World.on(b!, fill("stale", "v1"))
       for (const key of ["x", "stale", "y"]) {
         yield* World.on(a!, Cache.use((cache) => cache.delete(key)).pipe(Effect.forkChild))
