@@ -2,7 +2,8 @@
  * Throughput and lag of invalidation sync: fauxqs (SNS/SQS protocol peer) in this process on 127.0.0.1, three
  * instances each on its own embedded redis-server (`CacheLayers.layerSynced` over `SnsSqsBus.layer`, production
  * defaults), one instance invalidating fresh keys at a target rate (open loop: a write is issued on schedule whether
- * or not earlier ones returned) and the two peers timing, per key, issue → the peer's store delete of that key.
+ * or not earlier ones returned) and the two peers timing, per key, issue → the peer's store delete of that key; the
+ * writer's SNS messages and publish calls are counted per step (messages per write, for the scale model).
  *
  * A step-up search runs rates for `BENCH_SYNC_STEP_MS` each, waits for the peers to drain, and stops at the first
  * rate whose p99 lag is 1 s or more; 1,000/s and 5,000/s are always measured. Run with `npm run bench:sync` (also
@@ -19,6 +20,8 @@ import * as SnsSqsBus from "../layers/bus/SnsSqsBus.ts"
 import * as EmbeddedRedisServer from "../layers/store/EmbeddedRedisServer.ts"
 import * as RedisStore from "../layers/store/RedisStore.ts"
 import { CacheStore } from "../src/CacheStore.ts"
+import { InvalidationBus } from "../src/InvalidationBus.ts"
+import type { InvalidationEvent } from "../src/InvalidationEvent.ts"
 import { defaults } from "../src/EmbeddedRedis.ts"
 import * as Fauxqs from "../test/utils/Fauxqs.ts"
 import * as TempDir from "../test/utils/TempDir.ts"
@@ -64,20 +67,40 @@ const storeLayer = (dir: string, peer: number | undefined) => {
   ).pipe(Layer.provide(base))
 }
 
+/** What the writer's bus was asked to publish: bus calls, messages (events) and targets. */
+const sent = { calls: 0, messages: 0, targets: 0 }
+
+const countTargets = (event: InvalidationEvent) => (event.version === 2 ? event.targets.length : 1)
+
 const instance = (fauxqs: Fauxqs.Fauxqs, id: string, peer: number | undefined) =>
   Effect.gen(function* () {
     const dir = yield* TempDir.make
-    return yield* Layer.build(
-      CacheLayers.layerSynced({
-        store: storeLayer(dir, peer),
-        bus: SnsSqsBus.layer({
-          endpoint: fauxqs.endpoint,
-          region: fauxqs.region,
-          credentials: fauxqs.credentials,
-          instanceId: id,
-          topicName: "bench-sync"
+    const bus = SnsSqsBus.layer({
+      endpoint: fauxqs.endpoint,
+      region: fauxqs.region,
+      credentials: fauxqs.credentials,
+      instanceId: id,
+      topicName: "bench-sync"
+    })
+    // The writer's bus counts what it publishes (for the scale model's messages per write).
+    const counted = Layer.effect(
+      InvalidationBus,
+      Effect.map(Effect.service(InvalidationBus), (b) =>
+        InvalidationBus.of({
+          ...b,
+          publish: (events) =>
+            Effect.tap(b.publish(events), () =>
+              Effect.sync(() => {
+                sent.calls++
+                sent.messages += events.length
+                for (const event of events) sent.targets += countTargets(event)
+              })
+            )
         })
-      })
+      )
+    ).pipe(Layer.provide(bus))
+    return yield* Layer.build(
+      CacheLayers.layerSynced({ store: storeLayer(dir, peer), bus: peer === undefined ? counted : bus })
     )
   })
 
@@ -94,6 +117,11 @@ interface Step {
   readonly maxMs: number
   /** Keys a peer had not applied when the drain deadline passed (counted at the deadline in the percentiles). */
   readonly unapplied: number
+  /** SNS messages the writer published in this step, and its publish calls (PublishBatch of up to 10). */
+  readonly messages: number
+  readonly publishCalls: number
+  /** Key invalidations per message: the coalescing factor. */
+  readonly targetsPerMessage: number
 }
 
 /** Issues `rate` key invalidations/s on `writer` for `stepMs`, then waits for the peers and measures their lag. */
@@ -101,6 +129,7 @@ const step = (writer: Context.Context<Cache>, rate: number, label: string) =>
   Effect.gen(function* () {
     const cache = Context.get(writer, Cache)
     const keys: Array<string> = []
+    const before = { ...sent }
     const start = performance.now()
     let issued = 0
     while (performance.now() - start < settings.stepMs) {
@@ -137,11 +166,16 @@ const step = (writer: Context.Context<Cache>, rate: number, label: string) =>
       p50Ms: Math.round(percentile(lags, 0.5) * 10) / 10,
       p99Ms: Math.round(percentile(lags, 0.99) * 10) / 10,
       maxMs: Math.round(lags.at(-1) ?? 0),
-      unapplied
+      unapplied,
+      messages: sent.messages - before.messages,
+      publishCalls: sent.calls - before.calls,
+      targetsPerMessage:
+        Math.round(((sent.targets - before.targets) / Math.max(1, sent.messages - before.messages)) * 10) / 10
     }
     console.log(
       `${String(rate).padStart(6)}/s: issued ${result.issuedPerSec}/s, applied ${result.appliedPerSec}/s per peer, ` +
         `lag p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, max ${result.maxMs} ms` +
+        `, ${result.messages} messages (${result.targetsPerMessage} keys each)` +
         (unapplied > 0 ? `, ${unapplied} unapplied after ${settings.drainMs} ms` : "")
     )
     return result

@@ -70,6 +70,13 @@ interface Fresh {
   readonly event: InvalidationEvent
 }
 
+/** Acknowledges one delivery; a failed ack is logged (the message comes back and is deduplicated). */
+const ackOne = (delivery: Delivery) =>
+  Effect.catchTag(delivery.ack, "BusError", (error) =>
+    Effect.logWarning("acknowledging a delivery failed; it will be redelivered and deduplicated").pipe(
+      Effect.annotateLogs({ error: error.message })
+    )
+  )
 /** Starts consuming this instance's deliveries in the scope. */
 export const make = Effect.fnUntraced(function* (options: SyncOptions = {}) {
   const cache = yield* Cache
@@ -96,12 +103,6 @@ export const make = Effect.fnUntraced(function* (options: SyncOptions = {}) {
     yield* Metrics.flushed(reason)
   })
 
-  const ackOne = (delivery: Delivery) =>
-    Effect.catchTag(delivery.ack, "BusError", (error) =>
-      Effect.logWarning("acknowledging a delivery failed; it will be redelivered and deduplicated").pipe(
-        Effect.annotateLogs({ error: error.message })
-      )
-    )
   /** Acknowledges a batch's deliveries together (the SQS acker sends them in one DeleteMessageBatch). */
   const ackAll = (deliveries: ReadonlyArray<Delivery>) =>
     Effect.forEach(deliveries, ackOne, { concurrency: "unbounded", discard: true })

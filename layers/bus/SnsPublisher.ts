@@ -1,9 +1,9 @@
 /**
  * Publishing invalidation events to the SNS topic: each event is encoded once to its JSON wire form with the message
  * attributes consumers filter on (`source_instance`, `invalidation_type` — a v2 event's common target type, or
- * `mixed`); one event is one Publish, more are chunked
- * into PublishBatch requests within SNS's limits (10 entries, 256 KiB). A publish succeeds only when every event was
- * accepted; otherwise it fails with a `BusError` naming the events that were not.
+ * `mixed`); one event is one Publish, more are chunked into PublishBatch requests within SNS's limits (10 entries,
+ * 256 KiB). A publish succeeds only when every event was accepted; otherwise it fails with a `BusError` naming the
+ * events that were not.
  */
 import type { MessageAttributeValue, PublishBatchRequestEntry, SNSClient } from "@aws-sdk/client-sns"
 import { Effect, Schema } from "effect"

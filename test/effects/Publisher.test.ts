@@ -126,9 +126,8 @@ describe("Publisher", () => {
 
       const bySize = yield* makeBus
       const small = yield* publisherOver(bySize.bus, { coalesceWindow: "1 millis", maxEventBytes: 600 })
-      const long = (c: string) => key(c.repeat(60))
       const more = []
-      for (const c of ["x", "y", "z"]) more.push(yield* Effect.forkChild(small.publish(long(c))))
+      for (const c of ["x", "y", "z"]) more.push(yield* Effect.forkChild(small.publish(key(c.repeat(60)))))
       yield* settle
       yield* TestClock.adjust("1 millis")
       for (const write of more) yield* Fiber.join(write)

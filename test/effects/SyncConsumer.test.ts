@@ -135,6 +135,18 @@ describe("sync over the memory bus", () => {
   )
 })
 
+/** A v2 event of the publisher "other" invalidating `keys`. */
+const v2 = (seq: number, keys: ReadonlyArray<string>) =>
+  JSON.stringify({
+    version: 2,
+    event_id: `e-${seq}`,
+    source_instance: "other",
+    epoch: "boot-1",
+    seq,
+    timestamp: 0,
+    targets: keys.map((key) => ({ invalidation_type: "key", key }))
+  })
+
 describe("receive batches", () => {
   it.live("applies a batch's events together, a duplicate within the batch once, and acks only after applying", () =>
     Effect.gen(function* () {
@@ -155,16 +167,6 @@ describe("receive batches", () => {
       const [, built] = yield* World.instances(hub, ["a", "b"])
       b = built
       for (const key of ["k1", "k2", "k3"]) yield* World.on(b!, fill(key, "v"))
-      const v2 = (seq: number, keys: ReadonlyArray<string>) =>
-        JSON.stringify({
-          version: 2,
-          event_id: `e-${seq}`,
-          source_instance: "other",
-          epoch: "boot-1",
-          seq,
-          timestamp: 0,
-          targets: keys.map((key) => ({ invalidation_type: "key", key }))
-        })
       yield* hub.send("b", v2(2, ["k2", "k3"]))
       yield* hub.send("b", v2(1, ["k1"]))
       yield* hub.duplicate("b", 1)
