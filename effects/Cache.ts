@@ -192,6 +192,8 @@ export class Cache extends Context.Service<
     ) => Effect.Effect<DeleteOutcome, CacheKey.InvalidKeyError | InvalidPatternError>
     /** Applies an invalidation received from another instance: the same as `invalidate`, without publishing. */
     readonly invalidateLocally: (target: Target) => Effect.Effect<DeleteOutcome>
+    /** Applies `targets` together on this instance only (one store delete for all the keys); one outcome per target. */
+    readonly invalidateLocallyAll: (targets: ReadonlyArray<Target>) => Effect.Effect<ReadonlyArray<DeleteOutcome>>
     /** Drops everything this instance holds (continuity lost); fences every load in flight; never publishes. */
     readonly flushLocally: Effect.Effect<void>
 
@@ -296,6 +298,7 @@ export const make = Effect.fnUntraced(function* (options: CacheOptions = {}, pub
       return publisher === undefined ? local : Effect.tap(local, () => publisher.publish(target))
     },
     invalidateLocally,
+    invalidateLocallyAll: (targets) => Invalidation.applyAll(store, guard, flights, scanCount, targets),
     flushLocally: Effect.suspend(() => {
       flights.clear()
       return guard.write("everything", store.flush, toWritten, notWritten)

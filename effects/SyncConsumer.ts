@@ -1,8 +1,9 @@
 /**
- * Applies the invalidations other instances publish. Per delivery: a body that is not a valid v1 event is
- * counted, logged and left unacknowledged (the queue's redrive policy moves it to the dead-letter queue) while
- * the consumer keeps going; this instance's own events and already-applied `event_id`s are acknowledged and
- * skipped; everything else is applied locally (store, loads in flight) and only then acknowledged. Applying is
+ * Applies the invalidations other instances publish, one receive batch at a time: a body that is not a valid event
+ * (v1 or v2) is counted, logged and left unacknowledged (the queue's redrive policy moves it to the dead-letter
+ * queue) while the consumer keeps going; this instance's own events and already-applied `event_id`s (within the
+ * batch too) are acknowledged and skipped; every other event's targets are applied locally together (loads in
+ * flight fenced, the keys in one store delete) and only then is the batch acknowledged, together. Applying is
  * idempotent, so redelivery is harmless.
  *
  * When continuity cannot be shown, everything that could be stale is flushed (and counted): the queue was
@@ -14,7 +15,7 @@
 import { Clock, Context, Duration, Effect, Layer, Metric, Schedule, Schema, Stream } from "effect"
 import { CacheStore } from "../src/CacheStore.ts"
 import { type Delivery, InvalidationBus } from "../src/InvalidationBus.ts"
-import { type InvalidationEvent, InvalidationEventJson, type Target } from "../src/InvalidationEvent.ts"
+import { epochOf, type InvalidationEvent, InvalidationEventJson, targetsOf } from "../src/InvalidationEvent.ts"
 import { Cache } from "./Cache.ts"
 import { SeenWindow } from "./internal/SeenWindow.ts"
 import { SeqTracker } from "./internal/SeqTracker.ts"
@@ -32,6 +33,13 @@ export interface SyncOptions {
   readonly silenceBound?: Duration.Input | undefined
   /** How often gaps and silence are checked. Default 1 s. */
   readonly checkInterval?: Duration.Input | undefined
+  /** Batches whose acknowledgements may be in flight while later batches are applied. Default 8. */
+  readonly ackConcurrency?: number | undefined
+  /**
+   * Test only — a deliberately broken batch path: acknowledges a batch before applying it, so an acknowledged
+   * invalidation may not be visible yet (or lost on a crash). The model tests show it is caught. Default false.
+   */
+  readonly unsafeAckBeforeApply?: boolean | undefined
 }
 
 /** What the consumer did, since it started. */
@@ -56,19 +64,19 @@ export class SyncConsumer extends Context.Service<
 
 const decode = Schema.decodeUnknownExit(InvalidationEventJson)
 
-const targetOf = (event: InvalidationEvent): Target => {
-  switch (event.invalidation_type) {
-    case "key":
-      return { invalidation_type: "key", key: event.key }
-    case "pattern":
-      return event.all === undefined
-        ? { invalidation_type: "pattern", pattern: event.pattern }
-        : { invalidation_type: "pattern", pattern: event.pattern, all: event.all }
-    case "tag":
-      return { invalidation_type: "tag", tags: event.tags }
-  }
+/** A decoded delivery of an event this instance has to apply. */
+interface Fresh {
+  readonly delivery: Delivery
+  readonly event: InvalidationEvent
 }
 
+/** Acknowledges one delivery; a failed ack is logged (the message comes back and is deduplicated). */
+const ackOne = (delivery: Delivery) =>
+  Effect.catchTag(delivery.ack, "BusError", (error) =>
+    Effect.logWarning("acknowledging a delivery failed; it will be redelivered and deduplicated").pipe(
+      Effect.annotateLogs({ error: error.message })
+    )
+  )
 /** Starts consuming this instance's deliveries in the scope. */
 export const make = Effect.fnUntraced(function* (options: SyncOptions = {}) {
   const cache = yield* Cache
@@ -80,6 +88,7 @@ export const make = Effect.fnUntraced(function* (options: SyncOptions = {}) {
     maxAhead: options.maxAhead ?? 1000
   })
   const silenceMs = Duration.toMillis(options.silenceBound ?? "60 seconds")
+  const ackConcurrency = options.ackConcurrency ?? 8
   const stats = { received: 0, applied: 0, duplicates: 0, own: 0, malformed: 0, flushes: 0 }
   const startedAt = yield* Clock.currentTimeMillis
   let lastFlush = startedAt
@@ -94,48 +103,61 @@ export const make = Effect.fnUntraced(function* (options: SyncOptions = {}) {
     yield* Metrics.flushed(reason)
   })
 
-  const handle = Effect.fnUntraced(
-    function* (delivery: Delivery) {
-      stats.received++
-      yield* Metric.update(Metrics.eventsReceived, 1)
+  /** Acknowledges a batch's deliveries together (the SQS acker sends them in one DeleteMessageBatch). */
+  const ackAll = (deliveries: ReadonlyArray<Delivery>) =>
+    Effect.forEach(deliveries, ackOne, { concurrency: "unbounded", discard: true })
+
+  /**
+   * Applies one receive batch and answers the deliveries to acknowledge: every valid event of the batch (own events
+   * and duplicates — within the batch too — skipped) is applied in one `invalidateLocallyAll`; malformed bodies are
+   * left unacknowledged for the dead-letter queue.
+   */
+  const apply = Effect.fnUntraced(function* (batch: ReadonlyArray<Delivery>) {
+    stats.received += batch.length
+    yield* Metric.update(Metrics.eventsReceived, batch.length)
+    const toAck: Array<Delivery> = []
+    const fresh: Array<Fresh> = []
+    const inBatch = new Set<string>()
+    for (const delivery of batch) {
       const decoded = decode(delivery.body)
       if (decoded._tag === "Failure") {
         stats.malformed++
         yield* Metric.update(Metrics.eventsMalformed, 1)
         // Not acknowledged: after maxReceiveCount receives the queue moves it to the dead-letter queue.
-        return yield* Effect.logWarning("malformed invalidation message left for the dead-letter queue").pipe(
+        yield* Effect.logWarning("malformed invalidation message left for the dead-letter queue").pipe(
           Effect.annotateLogs({ receive_count: delivery.receiveCount, body: delivery.body.slice(0, 200) })
         )
+        continue
       }
       const event = decoded.value
+      toAck.push(delivery)
       if (event.source_instance === bus.instanceId) {
         stats.own++
         yield* Metric.update(Metrics.eventsOwn, 1)
-        return yield* delivery.ack
-      }
-      if (seen.has(event.event_id)) {
+      } else if (seen.has(event.event_id) || inBatch.has(event.event_id)) {
         stats.duplicates++
         yield* Metric.update(Metrics.eventsDuplicate, 1)
-        return yield* delivery.ack
+      } else {
+        inBatch.add(event.event_id)
+        fresh.push({ delivery, event })
       }
-      yield* cache.invalidateLocally(targetOf(event))
+    }
+    if (fresh.length === 0) return toAck
+    if (options.unsafeAckBeforeApply === true) yield* ackAll(toAck)
+    yield* cache.invalidateLocallyAll(fresh.flatMap((f) => targetsOf(f.event)))
+    const now = yield* Clock.currentTimeMillis
+    for (const { event } of fresh) {
       seen.add(event.event_id)
       stats.applied++
-      const now = yield* Clock.currentTimeMillis
       yield* Metric.update(Metrics.eventsApplied, 1)
       yield* Metric.update(Metrics.lag, Math.max(0, now - event.timestamp))
-      if (seqs.arrived(event.source_instance, event.seq, now) === "restarted") {
+      if (seqs.arrived(event.source_instance, event.seq, now, epochOf(event)) === "restarted") {
         // Whatever it had not published when it went down is lost to us.
         yield* flush("publisher-restart", { source: event.source_instance })
       }
-      yield* delivery.ack
-    },
-    Effect.catchTag("BusError", (error) =>
-      Effect.logWarning("acknowledging a delivery failed; it will be redelivered and deduplicated").pipe(
-        Effect.annotateLogs({ error: error.message })
-      )
-    )
-  )
+    }
+    return options.unsafeAckBeforeApply === true ? [] : toAck
+  })
 
   const check = Effect.gen(function* () {
     const now = yield* Clock.currentTimeMillis
@@ -152,8 +174,12 @@ export const make = Effect.fnUntraced(function* (options: SyncOptions = {}) {
     yield* flush("queue-created", { instance: bus.instanceId })
   }
 
+  // Batches are applied one at a time, in arrival order (so dedupe and seq tracking see them in order), while the
+  // acknowledgements of earlier batches are still in flight.
   yield* bus.deliveries.pipe(
-    Stream.runForEach(handle),
+    Stream.mapEffect(apply),
+    Stream.mapEffect(ackAll, { concurrency: ackConcurrency, unordered: true }),
+    Stream.runDrain,
     Effect.tapCause((cause) => Effect.logError("the invalidation consumer stopped; restarting it", cause)),
     Effect.retry(Schedule.spaced("1 second")),
     Effect.forkScoped

@@ -24,7 +24,10 @@ const target: fc.Arbitrary<Target> = fc.oneof(
 
 /** Publishes `targets` from i0, delivers them to i1 in `order` (indexes into the held list, repeats allowed). */
 const outcome = async (targets: ReadonlyArray<Target>, order: (count: number) => ReadonlyArray<number>) => {
-  const real = await Sync.make(2, () => MemoryStore.layer)
+  // One event per invalidation, sent at once: each can be delivered, duplicated and reordered on its own.
+  const real = await Sync.make(2, () => MemoryStore.layer, {
+    publisher: { awaitMs: 1000, coalesceWindow: 0, maxTargetsPerEvent: 1 }
+  })
   try {
     return await real.run(
       Effect.gen(function* () {

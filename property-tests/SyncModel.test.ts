@@ -1,11 +1,13 @@
 /**
  * Model-based tests of invalidation sync: generated scripts of source updates with writes and invalidations
- * (key, pattern, tag), reads, and deliveries that are delayed, reordered, duplicated or dropped, plus
- * evictions and expiry, on 2–4 instances. Invariants: an instance never answers a value older than an
- * invalidation it applied; after all deliveries drain (and gaps are detected), every instance answers the
- * source's value or misses. A failure prints the script, its seed and its replay path.
+ * (key, pattern, tag) — alone or several at once, coalesced into one multi-target event — reads, and deliveries that
+ * are delayed, reordered, duplicated, dropped or handed out several per receive batch, plus evictions and expiry, on
+ * 2–4 instances. Invariants: an instance never answers a value older than an invalidation it applied, nor one older
+ * than an invalidation whose delivery it acknowledged (checked at the acknowledgement); after all deliveries drain
+ * (and gaps are detected), every instance answers the source's value or misses. A consumer that acknowledges a batch
+ * before applying it (a test-only switch) must fail the property. A failure prints the script, its seed and its replay path.
  */
-import { afterAll, describe, it } from "@effect/vitest"
+import { afterAll, assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, ManagedRuntime } from "effect"
 import * as fc from "fast-check"
 import * as MemoryStore from "../layers/store/MemoryStore.ts"
@@ -16,12 +18,17 @@ import { settings } from "./Settings.ts"
 import * as Commands from "./sync/Commands.ts"
 import * as Sync from "./sync/World.ts"
 
-const runs = (store: (index: number) => Layer.Layer<CacheStore, unknown>, numRuns: number, maxCommands: number) =>
+const runs = (
+  store: (index: number) => Layer.Layer<CacheStore, unknown>,
+  numRuns: number,
+  maxCommands: number,
+  options: Sync.WorldOptions = {}
+) =>
   fc.assert(
     fc.asyncProperty(
       fc.integer({ min: 2, max: 4 }).chain((n) => fc.tuple(fc.constant(n), Commands.commands(n, maxCommands))),
       async ([count, script]) => {
-        const real = await Sync.make(count, store)
+        const real = await Sync.make(count, store, options)
         try {
           await fc.asyncModelRun(() => ({ model: { held: Array.from({ length: count }, () => 0) }, real }), script)
           await real.run(Sync.drainAndCheck(real))
@@ -38,6 +45,18 @@ describe("invalidation sync model", () => {
   it("holds on the memory store for generated scripts", { timeout: 300_000 }, () =>
     runs(() => MemoryStore.layer, Number(process.env["SYNC_RUNS"] ?? 1000), 40)
   )
+
+  it("catches a batch path that acknowledges a batch before applying it", { timeout: 300_000 }, async () => {
+    let failure: unknown
+    try {
+      await runs(() => MemoryStore.layer, 500, 40, { unsafeAckBeforeApply: true })
+    } catch (error) {
+      failure = error
+    }
+    // The property must fail, on an acknowledged invalidation that was not visible yet.
+    assert.instanceOf(failure, Error, "the property held with the broken batch path")
+    assert.include(String((failure as Error).cause), "get at acknowledgement")
+  })
 
   // Four real redis-servers, one per instance, flushed before each run.
   const servers = Array.from({ length: 4 }, () =>

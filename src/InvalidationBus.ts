@@ -36,8 +36,12 @@ export class InvalidationBus extends Context.Service<
     readonly queueCreated: boolean
     /** Publishes events to every other instance (batched where the transport can). */
     readonly publish: (events: ReadonlyArray<InvalidationEvent>) => Effect.Effect<void, BusError>
-    /** This instance's deliveries, as they arrive; the stream runs until its scope closes. */
-    readonly deliveries: Stream.Stream<Delivery, BusError>
+    /**
+     * This instance's deliveries, one non-empty batch per receive (SQS: up to 10 messages per long poll, several
+     * polls in flight), so a consumer can apply and acknowledge a batch together; the stream runs until its scope
+     * closes.
+     */
+    readonly deliveries: Stream.Stream<ReadonlyArray<Delivery>, BusError>
     /**
      * When the bus last answered this instance (a successful receive, even an empty one), in `Clock` epoch
      * milliseconds; undefined before the first. The sync consumer flushes when it stays silent too long.

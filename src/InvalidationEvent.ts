@@ -1,7 +1,8 @@
 /**
- * The invalidation event, version 1: what instances publish to each other (and what other services may
- * publish onto the topic). `seq` is per publisher and increases by one per event, for gap detection; the
- * timestamp is informational (lag metrics) and never decides validity.
+ * The invalidation event: what instances publish to each other (and what other services may publish onto the
+ * topic). Version 1 carries one target; version 2 carries a non-empty list of targets coalesced by the publisher,
+ * and the publisher's per-boot `epoch`. Consumers accept both. `seq` is per publisher and increases by one per
+ * event (message), for gap detection; the timestamp is informational (lag metrics) and never decides validity.
  */
 import { Schema } from "effect"
 import { CacheKey } from "./CacheKey.ts"
@@ -42,8 +43,39 @@ export const TagInvalidation = Schema.Struct({
   tags: Schema.NonEmptyArray(Tag)
 })
 
-/** An invalidation event of any of the three types. */
-export const InvalidationEvent = Schema.Union([KeyInvalidation, PatternInvalidation, TagInvalidation])
+/** A version 1 event of any of the three types: one target per event. */
+export const InvalidationEventV1 = Schema.Union([KeyInvalidation, PatternInvalidation, TagInvalidation])
+export type InvalidationEventV1 = typeof InvalidationEventV1.Type
+
+/** One target of a version 2 event: a key, a pattern or tags, without the envelope. */
+export const TargetSchema = Schema.Union([
+  Schema.Struct({ invalidation_type: Schema.Literal("key"), key: CacheKey }),
+  Schema.Struct({
+    invalidation_type: Schema.Literal("pattern"),
+    pattern: Pattern,
+    all: Schema.optionalKey(Schema.Boolean)
+  }),
+  Schema.Struct({ invalidation_type: Schema.Literal("tag"), tags: Schema.NonEmptyArray(Tag) })
+])
+
+/** A version 2 event: several targets published together, with the publisher's per-boot epoch. */
+export const InvalidationEventV2 = Schema.Struct({
+  ...Common,
+  version: Schema.Literal(2),
+  /** The publisher's boot: a new epoch is a new publisher (its seq starts again), never a gap. */
+  epoch: Schema.String.pipe(Schema.check(Schema.isMinLength(1), Schema.isMaxLength(128))),
+  /** What to invalidate, applied together. */
+  targets: Schema.NonEmptyArray(TargetSchema)
+})
+export type InvalidationEventV2 = typeof InvalidationEventV2.Type
+
+/** An invalidation event of either version. */
+export const InvalidationEvent = Schema.Union([
+  KeyInvalidation,
+  PatternInvalidation,
+  TagInvalidation,
+  InvalidationEventV2
+])
 export type InvalidationEvent = typeof InvalidationEvent.Type
 
 /** The event as JSON text, the wire format on the bus. */
@@ -60,3 +92,30 @@ export class InvalidPatternError extends Schema.TaggedError<InvalidPatternError>
   pattern: Schema.String,
   message: Schema.String
 }) {}
+
+/** The targets an event carries: its list (v2), or its one target (v1). */
+export const targetsOf = (event: InvalidationEvent): ReadonlyArray<Target> => {
+  if (event.version === 2) return event.targets
+  switch (event.invalidation_type) {
+    case "key":
+      return [{ invalidation_type: "key", key: event.key }]
+    case "pattern":
+      return [
+        event.all === undefined
+          ? { invalidation_type: "pattern", pattern: event.pattern }
+          : { invalidation_type: "pattern", pattern: event.pattern, all: event.all }
+      ]
+    case "tag":
+      return [{ invalidation_type: "tag", tags: event.tags }]
+  }
+}
+
+/** The publisher's epoch of a v2 event; undefined for v1 (which knows no epochs). */
+export const epochOf = (event: InvalidationEvent): string | undefined => (event.version === 2 ? event.epoch : undefined)
+
+/** What an event invalidates, for message attributes and logs: its targets' type, or "mixed". */
+export const kindOf = (event: InvalidationEvent): string => {
+  if (event.version === 1) return event.invalidation_type
+  const first = event.targets[0].invalidation_type
+  return event.targets.every((t) => t.invalidation_type === first) ? first : "mixed"
+}

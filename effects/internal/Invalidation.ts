@@ -69,3 +69,38 @@ export const apply = (
         return guard.write("all", store.deleteTagged(target.tags), deleted, pending)
     }
   })
+
+/**
+ * Applies `targets` together: every target's loads are fenced first, then all key targets are removed with one
+ * `store.delete` call (the pattern and tag targets one by one, as `apply`); answers one outcome per target, in order
+ * (the keys' shared delete counts against the first key target, the others report 0).
+ */
+export const applyAll = (
+  store: CacheStore["Service"],
+  guard: StoreGuard,
+  flights: SingleFlight,
+  scanCount: number,
+  targets: ReadonlyArray<Target>
+): Effect.Effect<ReadonlyArray<DeleteOutcome>> =>
+  Effect.suspend(() => {
+    for (const target of targets) flights.fenceTarget(target)
+    const keys = [...new Set(targets.flatMap((t) => (t.invalidation_type === "key" ? [t.key] : [])))]
+    const keysDeleted: Effect.Effect<DeleteOutcome> =
+      keys.length === 0 ? Effect.succeed(deleted(0)) : guard.write(keys, store.delete(keys), deleted, pending)
+    return Effect.flatMap(keysDeleted, (keyOutcome) => {
+      let first = true
+      return Effect.forEach(targets, (target): Effect.Effect<DeleteOutcome> => {
+        switch (target.invalidation_type) {
+          case "key": {
+            const outcome = first || keyOutcome._tag === "Pending" ? keyOutcome : deleted(0)
+            first = false
+            return Effect.succeed(outcome)
+          }
+          case "pattern":
+            return guard.write("all", store.deletePattern(target.pattern, scanCount), deleted, pending)
+          case "tag":
+            return guard.write("all", store.deleteTagged(target.tags), deleted, pending)
+        }
+      })
+    })
+  })

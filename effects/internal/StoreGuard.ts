@@ -22,10 +22,11 @@ export interface StoreGuardOptions {
 }
 
 /**
- * What a write affects: one key; "all" (a pattern or tag invalidation: if it fails, anything may be stale); or
- * "everything" (a flush: if it fails anything may be stale, and once it succeeds nothing pending is left).
+ * What a write affects: one key; several keys (a batch of invalidations); "all" (a pattern or tag invalidation: if
+ * it fails, anything may be stale); or "everything" (a flush: if it fails anything may be stale, and once it
+ * succeeds nothing pending is left).
  */
-export type Affected = string | "all" | "everything"
+export type Affected = string | ReadonlyArray<string> | "all" | "everything"
 
 /** The guard's state, for stats. */
 export interface GuardState {
@@ -95,7 +96,8 @@ export const make = Effect.fnUntraced(function* (
     const wasClear = !flushPending && pending.size === 0
     if (affected === "all" || affected === "everything") flushPending = true
     else if (!flushPending) {
-      pending.add(affected)
+      if (typeof affected === "string") pending.add(affected)
+      else for (const key of affected) pending.add(key)
       if (pending.size > options.maxPending) {
         pending.clear()
         flushPending = true
@@ -104,7 +106,9 @@ export const make = Effect.fnUntraced(function* (
     somethingPending.openUnsafe()
     return wasClear
       ? Effect.logWarning("an invalidation could not be applied; it stays pending and is retried until it is").pipe(
-          Effect.annotateLogs({ affected: flushPending ? "everything" : affected })
+          Effect.annotateLogs({
+            affected: flushPending ? "everything" : typeof affected === "string" ? affected : `${affected.length} keys`
+          })
         )
       : Effect.void
   }
@@ -243,9 +247,9 @@ export const make = Effect.fnUntraced(function* (
       error.reason === "ReadOnly"
         ? notWritten(error)
         : Effect.matchEffect(
-            typeof affected === "string" && affected !== "all" && affected !== "everything"
-              ? store.delete([affected])
-              : store.flush,
+            affected === "all" || affected === "everything"
+              ? store.flush
+              : store.delete(typeof affected === "string" ? [affected] : affected),
             {
               onFailure: () => notWritten(error),
               onSuccess: () =>
@@ -269,7 +273,10 @@ export const make = Effect.fnUntraced(function* (
         if (affected === "everything") {
           flushPending = false
           pending.clear()
-        } else if (affected !== "all" && pending.size > 0) pending.delete(affected)
+        } else if (affected !== "all" && pending.size > 0) {
+          if (typeof affected === "string") pending.delete(affected)
+          else for (const key of affected) pending.delete(key)
+        }
         return Effect.succeed(onWritten(a))
       }
     })

@@ -2,8 +2,8 @@
  * An in-process `InvalidationBus`: a hub shared by simulated instances, each with its own inbox, with the
  * failure modes of a real queue at hand. In `auto` mode a published event is delivered at once to every
  * other instance; in `manual` mode it is held until the test delivers, duplicates, reorders (delivers out of
- * order) or drops it. A delivery not acknowledged within the visibility timeout is delivered again, with a
- * higher receive count, as SQS does.
+ * order) or drops it. A receive hands out what is ready, up to `maxMessages` per batch, as an SQS long poll does;
+ * a delivery not acknowledged within the visibility timeout is delivered again, with a higher receive count.
  */
 import { Clock, Effect, Layer, Queue, Schema, type Scope, Stream } from "effect"
 import { type Delivery, InvalidationBus } from "../../src/InvalidationBus.ts"
@@ -31,6 +31,10 @@ export interface HubOptions {
   readonly mode: "auto" | "manual"
   /** Redelivery delay of an unacknowledged delivery, in milliseconds (Clock time). Default 30 s. */
   readonly visibilityTimeoutMs?: number | undefined
+  /** Messages per receive batch at most. Default 10 (SQS's limit). */
+  readonly maxMessages?: number | undefined
+  /** Runs when a delivery is acknowledged, before the ack returns: tests check what must hold by then. */
+  readonly onAck?: ((instanceId: string, body: string) => Effect.Effect<void>) | undefined
 }
 
 /** The shared hub, with the knobs a test turns. */
@@ -39,6 +43,8 @@ export interface MemoryHub {
   readonly held: (instanceId: string) => ReadonlyArray<HeldMessage>
   /** Delivers the held message at `index` now (delivering a later one first is a reorder). */
   readonly deliver: (instanceId: string, index: number) => Effect.Effect<void>
+  /** Delivers the held messages at `indexes` (in that order) at once, so one receive hands them out as one batch. */
+  readonly deliverAll: (instanceId: string, indexes: ReadonlyArray<number>) => Effect.Effect<void>
   /** Holds a second copy of the message at `index` (a duplicate delivery, later). */
   readonly duplicate: (instanceId: string, index: number) => Effect.Effect<void>
   /** Loses the held message at `index`. */
@@ -84,10 +90,8 @@ export const makeHub = (options: HubOptions): Effect.Effect<MemoryHub, never, Sc
 
     const take = (inbox: Inbox, index: number): HeldMessage | undefined => inbox.held.splice(index, 1)[0]
 
-    const receive = (instanceId: string, inbox: Inbox): Effect.Effect<Delivery> =>
+    const deliver = (instanceId: string, inbox: Inbox, message: HeldMessage): Effect.Effect<Delivery> =>
       Effect.gen(function* () {
-        const message = yield* Queue.take(inbox.ready)
-        inbox.lastContact = yield* Clock.currentTimeMillis
         const receiveCount = (inbox.receives.get(message.id) ?? 0) + 1
         inbox.receives.set(message.id, receiveCount)
         inbox.unacked.add(message.id)
@@ -101,10 +105,18 @@ export const makeHub = (options: HubOptions): Effect.Effect<MemoryHub, never, Sc
         return {
           body: message.body,
           receiveCount,
-          ack: Effect.sync(() => {
+          ack: Effect.suspend(() => {
             inbox.unacked.delete(message.id)
+            return options.onAck?.(instanceId, message.body) ?? Effect.void
           })
         }
+      })
+
+    const receive = (instanceId: string, inbox: Inbox): Effect.Effect<ReadonlyArray<Delivery>> =>
+      Effect.gen(function* () {
+        const messages = yield* Queue.takeBetween(inbox.ready, 1, options.maxMessages ?? 10)
+        inbox.lastContact = yield* Clock.currentTimeMillis
+        return yield* Effect.forEach(messages, (message) => deliver(instanceId, inbox, message))
       }).pipe(Effect.annotateLogs({ instance: instanceId }))
 
     return {
@@ -114,6 +126,13 @@ export const makeHub = (options: HubOptions): Effect.Effect<MemoryHub, never, Sc
           const inbox = inboxOf(instanceId)
           const message = take(inbox, index)
           return message === undefined ? Effect.void : Effect.asVoid(Queue.offer(inbox.ready, message))
+        }),
+      deliverAll: (instanceId, indexes) =>
+        Effect.suspend(() => {
+          const inbox = inboxOf(instanceId)
+          const chosen = [...new Set(indexes)].flatMap((i) => (inbox.held[i] === undefined ? [] : [inbox.held[i]]))
+          for (const message of chosen) inbox.held.splice(inbox.held.indexOf(message), 1)
+          return Effect.asVoid(Queue.offerAll(inbox.ready, chosen))
         }),
       duplicate: (instanceId, index) =>
         Effect.sync(() => {

@@ -1,13 +1,14 @@
 /**
  * Publishing invalidation events to the SNS topic: each event is encoded once to its JSON wire form with the message
- * attributes consumers filter on (`source_instance`, `invalidation_type`); one event is one Publish, more are chunked
- * into PublishBatch requests within SNS's limits (10 entries, 256 KiB). A publish succeeds only when every event was
- * accepted; otherwise it fails with a `BusError` naming the events that were not.
+ * attributes consumers filter on (`source_instance`, `invalidation_type` — a v2 event's common target type, or
+ * `mixed`); one event is one Publish, more are chunked into PublishBatch requests within SNS's limits (10 entries,
+ * 256 KiB). A publish succeeds only when every event was accepted; otherwise it fails with a `BusError` naming the
+ * events that were not.
  */
 import type { MessageAttributeValue, PublishBatchRequestEntry, SNSClient } from "@aws-sdk/client-sns"
 import { Effect, Schema } from "effect"
 import { BusError } from "../../src/InvalidationBus.ts"
-import { type InvalidationEvent, InvalidationEventJson } from "../../src/InvalidationEvent.ts"
+import { type InvalidationEvent, InvalidationEventJson, kindOf } from "../../src/InvalidationEvent.ts"
 import * as AwsCalls from "./AwsCalls.ts"
 
 /** SNS caps a message, and a whole PublishBatch, at 256 KiB; leave room for attributes. */
@@ -24,7 +25,7 @@ const encodeEvent = Schema.encodeSync(InvalidationEventJson)
 /** The message attributes an event is published with; subscription filter policies match on them. */
 const messageAttributes = (event: InvalidationEvent): Record<string, MessageAttributeValue> => ({
   source_instance: { DataType: "String", StringValue: event.source_instance },
-  invalidation_type: { DataType: "String", StringValue: event.invalidation_type }
+  invalidation_type: { DataType: "String", StringValue: kindOf(event) }
 })
 
 const encode = (events: ReadonlyArray<InvalidationEvent>) =>

@@ -6,7 +6,8 @@
  * when its delivery is acknowledged; a failed receive is logged, counted and retried with backoff, never ending
  * the stream, and interrupting the stream aborts its long poll at once. This module holds the options, `make`,
  * `layer` and the receive loop; the AWS calls, the queue, the acker, the publisher and the orphan sweeper live in
- * their own modules beside it.
+ * their own modules beside it. Several long polls run at once (`polls`), and each poll's messages are handed out as
+ * one batch, acknowledged together by the acker's DeleteMessageBatch.
  */
 import type { Message } from "@aws-sdk/client-sqs"
 import { Clock, Duration, Effect, Layer, Metric, Option, Schedule, type Scope, Stream } from "effect"
@@ -35,6 +36,8 @@ export interface SnsSqsBusOptions extends AwsCalls.AwsClientOptions {
   readonly waitTimeSeconds?: number | undefined
   /** Messages per receive, 1–10. Default 10. */
   readonly maxMessages?: number | undefined
+  /** Long polls in flight at once, 1–20: each hands out its messages as one batch. Default 4. */
+  readonly polls?: number | undefined
   /** Visibility timeout of a created queue: how long a delivery stays hidden before it comes back. Default 30. */
   readonly visibilityTimeoutSeconds?: number | undefined
   /** Receives after which a created queue moves a message to its dead-letter queue. Default 5. */
@@ -78,6 +81,7 @@ interface Settings {
   readonly prefix: string
   readonly waitTimeSeconds: number
   readonly maxMessages: number
+  readonly polls: number
   readonly visibility: number
   readonly maxReceiveCount: number
   readonly heartbeatInterval: Duration.Duration
@@ -93,6 +97,7 @@ const settingsOf = Effect.fnUntraced(function* (options: SnsSqsBusOptions) {
   const prefix = options.queuePrefix ?? SqsQueue.defaultQueuePrefix
   const waitTimeSeconds = options.waitTimeSeconds ?? 20
   const maxMessages = options.maxMessages ?? 10
+  const polls = options.polls ?? 4
   const visibility = options.visibilityTimeoutSeconds ?? 30
   const maxReceiveCount = options.maxReceiveCount ?? 5
   const heartbeatInterval =
@@ -103,6 +108,7 @@ const settingsOf = Effect.fnUntraced(function* (options: SnsSqsBusOptions) {
   if (options.queueUrl === undefined) yield* SqsQueue.checkPrefix("queuePrefix", prefix)
   yield* checkRange("waitTimeSeconds", waitTimeSeconds, 0, 20)
   yield* checkRange("maxMessages", maxMessages, 1, 10)
+  yield* checkRange("polls", polls, 1, 20)
   yield* checkRange("visibilityTimeoutSeconds", visibility, 0, 43_200)
   yield* checkRange("maxReceiveCount", maxReceiveCount, 1, 1000)
   if (heartbeatInterval === undefined || !(Duration.toMillis(heartbeatInterval) > 0)) {
@@ -111,7 +117,15 @@ const settingsOf = Effect.fnUntraced(function* (options: SnsSqsBusOptions) {
   if (options.topicArn === undefined && options.topicName === undefined) {
     return yield* AwsCalls.configError("give topicArn or topicName")
   }
-  return { prefix, waitTimeSeconds, maxMessages, visibility, maxReceiveCount, heartbeatInterval } satisfies Settings
+  return {
+    prefix,
+    waitTimeSeconds,
+    maxMessages,
+    polls,
+    visibility,
+    maxReceiveCount,
+    heartbeatInterval
+  } satisfies Settings
 })
 
 /** The event JSON of a delivery: the body itself (raw delivery), or the `Message` of an SNS envelope. */
@@ -162,7 +176,7 @@ const queueOf = Effect.fnUntraced(function* (
 })
 
 /**
- * The receive loop: one long poll as deliveries whose `ack` deletes the message; a failed poll is counted, logged
+ * One receive: a long poll as a batch of deliveries whose `ack` deletes the message; a failed poll is counted, logged
  * and retried with backoff, so the stream never ends on an error. `onContact` records each answered poll.
  */
 const receiver = (
@@ -226,7 +240,11 @@ export const make: (options: SnsSqsBusOptions) => Effect.Effect<SnsSqsBus, BusEr
       instanceId: options.instanceId,
       queueCreated: queue.fresh,
       publish: SnsPublisher.make(clients.sns, topicArn),
-      deliveries: Stream.fromEffectRepeat(receive).pipe(Stream.flattenIterable),
+      // `polls` receive loops at once, each batch as it arrives (an empty poll hands out nothing).
+      deliveries: Stream.mergeAll(
+        Array.from({ length: settings.polls }, () => Stream.fromEffectRepeat(receive)),
+        { concurrency: settings.polls }
+      ).pipe(Stream.filter((batch) => batch.length > 0)),
       lastContact: Effect.sync(() => lastContact),
       topicArn,
       queueUrl: queue.queueUrl,

@@ -1,6 +1,7 @@
 /**
  * The commands of the sync model, each with `check`, `run` and `toString`, so a failure reads as a script.
- * The model only counts the messages held for each instance (to know when a delivery command applies); what
+ * The model only counts the messages held for each instance (to know when a delivery command applies; it follows
+ * the hub, since a coalesced update holds one message for several writes); what
  * the instances may answer is checked against the source of truth and the floors kept by the world.
  */
 import { Effect } from "effect"
@@ -17,8 +18,9 @@ export interface Model {
 
 type Command = fc.AsyncCommand<Model, Sync.Real, false>
 
-const othersGetOne = (model: Model, from: number) => {
-  for (let j = 0; j < model.held.length; j++) if (j !== from) model.held[j]!++
+/** The model follows the hub's held counts (a coalesced update may hold one message for several writes). */
+const syncHeld = (model: Model, real: Sync.Real) => {
+  for (let j = 0; j < model.held.length; j++) model.held[j] = real.hub.held(real.ids[j]!).length
 }
 
 const describeTarget = (target: Target) =>
@@ -33,10 +35,32 @@ const update = (i: number, target: Target, write: "set" | "invalidate"): Command
   check: (m: Readonly<Model>) => i < m.held.length,
   run: async (m: Model, real: Sync.Real) => {
     await real.run(Sync.update(real, i, target, write))
-    othersGetOne(m, i)
+    syncHeld(m, real)
     assertNoViolation(real)
   },
   toString: () => `update(i${i}, ${write} ${describeTarget(target)})`
+})
+
+/** Instance `i` writes several targets at once: they are coalesced into one multi-target event. */
+const updateMany = (i: number, targets: ReadonlyArray<readonly [Target, "set" | "invalidate"]>): Command => ({
+  check: (m: Readonly<Model>) => i < m.held.length,
+  run: async (m: Model, real: Sync.Real) => {
+    await real.run(Sync.updateAll(real, i, targets))
+    syncHeld(m, real)
+    assertNoViolation(real)
+  },
+  toString: () => `updateMany(i${i}, ${targets.map(([t, w]) => `${w} ${describeTarget(t)}`).join("; ")})`
+})
+
+/** Delivers several held messages to instance `i` as one receive batch, in the given (possibly reordered) order. */
+const deliverMany = (i: number, indexes: ReadonlyArray<number>): Command => ({
+  check: (m: Readonly<Model>) => i < m.held.length && m.held[i]! > 0,
+  run: async (m: Model, real: Sync.Real) => {
+    await real.run(Sync.deliverAll(real, i, indexes))
+    syncHeld(m, real)
+    assertNoViolation(real)
+  },
+  toString: () => `deliverMany(i${i}, #${indexes.join(",#")})`
 })
 
 const read = (i: number, key: string, load: boolean): Command => ({
@@ -53,7 +77,7 @@ const deliver = (i: number, index: number): Command => ({
   check: (m: Readonly<Model>) => i < m.held.length && m.held[i]! > 0,
   run: async (m: Model, real: Sync.Real) => {
     await real.run(Sync.deliver(real, i, index))
-    m.held[i]!--
+    syncHeld(m, real)
     assertNoViolation(real)
   },
   toString: () => `deliver(i${i}, #${index})`
@@ -64,7 +88,7 @@ const duplicate = (i: number, index: number): Command => ({
   run: async (m: Model, real: Sync.Real) => {
     const id = real.ids[i]!
     await real.run(real.hub.duplicate(id, index % real.hub.held(id).length))
-    m.held[i]!++
+    syncHeld(m, real)
   },
   toString: () => `duplicate(i${i}, #${index})`
 })
@@ -75,7 +99,7 @@ const drop = (i: number, index: number): Command => ({
   run: async (m: Model, real: Sync.Real) => {
     const id = real.ids[i]!
     await real.run(real.hub.drop(id, index % real.hub.held(id).length))
-    m.held[i]!--
+    syncHeld(m, real)
   },
   toString: () => `drop(i${i}, #${index})`
 })
@@ -124,22 +148,37 @@ export const commands = (instances: number, maxCommands: number) => {
       .map(([n, k, w]) => update(n, { invalidation_type: "key", key: k }, w)),
     fc.tuple(i, target).map(([n, t]) => update(n, t, "invalidate"))
   )
+  const many = fc
+    .tuple(
+      i,
+      fc.array(
+        fc.oneof(
+          fc
+            .tuple(key, fc.constantFrom("set" as const, "invalidate" as const))
+            .map(([k, w]) => [{ invalidation_type: "key", key: k }, w] as const),
+          target.map((t) => [t, "invalidate"] as const)
+        ),
+        { minLength: 2, maxLength: 4 }
+      )
+    )
+    .map(([n, targets]) => updateMany(n, targets))
   const reads = fc.tuple(i, key, fc.boolean()).map(([n, k, load]) => read(n, k, load))
   const deliveries = fc.tuple(i, index).map(([n, x]) => deliver(n, x))
+  const batches = fc.tuple(i, fc.array(fc.nat(5), { minLength: 2, maxLength: 5 })).map(([n, xs]) => deliverMany(n, xs))
   // Weights by repetition: the races worth finding need updates, reads and deliveries to interleave, and
   // long expiries would wipe the entries whose staleness is under test.
   return fc.commands<Model, Sync.Real, false>(
     [
       updates,
       updates,
-      updates,
+      many,
       reads,
       reads,
       reads,
       deliveries,
       deliveries,
-      deliveries,
-      deliveries,
+      batches,
+      batches,
       fc.tuple(i, index).map(([n, x]) => duplicate(n, x)),
       fc.tuple(i, index).map(([n, x]) => drop(n, x)),
       fc.tuple(i, key).map(([n, k]) => evict(n, k)),

@@ -3,14 +3,15 @@
  * publisher and sync consumer, on a MemoryBus hub in manual mode (every delivery is a command), with time on
  * a TestClock. Also the source of truth and the bookkeeping the invariants need.
  */
-import { Effect, Exit, Layer, ManagedRuntime, Option, Schema, Scope } from "effect"
+import { Effect, Exit, Fiber, Layer, ManagedRuntime, Option, Schema, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { Cache } from "../../effects/Cache.ts"
+import { Publisher, type PublisherOptions } from "../../effects/Publisher.ts"
 import { SyncConsumer } from "../../effects/SyncConsumer.ts"
 import * as MemoryBus from "../../layers/bus/MemoryBus.ts"
 import type { CacheStore } from "../../src/CacheStore.ts"
 import * as Glob from "../../src/Glob.ts"
-import { InvalidationEventJson, type Target } from "../../src/InvalidationEvent.ts"
+import { InvalidationEventJson, type Target, targetsOf } from "../../src/InvalidationEvent.ts"
 import * as World from "../../test/utils/World.ts"
 
 /** The keys, their tags, and the patterns and tags commands pick from. */
@@ -29,6 +30,9 @@ export const Versioned = Schema.Struct({ key: Schema.String, version: Schema.Num
 
 export const sync = { gapTimeout: "10 seconds", silenceBound: "1 hour", checkInterval: "1 second" } as const
 export const ttl = "30 seconds"
+/** The publishers' coalescing window: an update moves the TestClock by it, so what was issued together travels together. */
+export const window = "5 millis"
+const publisher = { awaitMs: 1000, coalesceWindow: window } as const
 
 const decode = Schema.decodeUnknownSync(InvalidationEventJson)
 
@@ -79,24 +83,59 @@ const handled = (instance: World.Instance) =>
     SyncConsumer.use((s) => s.stats)
   ).pipe(Effect.map((s) => s.applied + s.duplicates + s.own + s.malformed))
 
+/** What the world is built with: `unsafeAckBeforeApply` turns on the consumer's deliberately broken batch path. */
+export interface WorldOptions {
+  readonly unsafeAckBeforeApply?: boolean
+  /** The publishers' options; default: the coalescing window `window`, which `update` moves the clock past. */
+  readonly publisher?: PublisherOptions
+}
+
+/**
+ * Raises instance `i`'s floors for the event in `body` and checks its cached values at once: runs when the bus sees
+ * the delivery acknowledged, when the invalidation must already be visible (ack only after apply).
+ */
+const onAcknowledged = (real: Real, i: number, body: string) =>
+  Effect.gen(function* () {
+    const versions = real.published.get(decode(body).event_id)
+    if (versions === undefined) return
+    const floors = real.floors[i]!
+    for (const [key, version] of versions) {
+      floors.set(key, Math.max(floors.get(key)!, version))
+      const value = yield* World.on(
+        real.instances[i]!,
+        Cache.use((cache) => cache.get(key, Versioned))
+      )
+      checkAnswer(real, i, key, value, "get at acknowledgement")
+    }
+  }).pipe(Effect.orDie)
+
 /** Builds a world of `count` instances, each store from `store`. */
 export const make = async (
   count: number,
-  store: (index: number) => Layer.Layer<CacheStore, unknown>
+  store: (index: number) => Layer.Layer<CacheStore, unknown>,
+  options: WorldOptions = {}
 ): Promise<Real> => {
   const runtime = ManagedRuntime.make(TestClock.layer())
   const scope = await runtime.runPromise(Scope.make())
   const ids = Array.from({ length: count }, (_, i) => `i${i}`)
+  let self: Real | undefined
+  const consumer = { ...sync, unsafeAckBeforeApply: options.unsafeAckBeforeApply ?? false }
   const built = await runtime.runPromise(
     Effect.gen(function* () {
-      const hub = yield* MemoryBus.makeHub({ instances: ids, mode: "manual" })
+      const hub = yield* MemoryBus.makeHub({
+        instances: ids,
+        mode: "manual",
+        onAck: (id, body) => (self === undefined ? Effect.void : onAcknowledged(self, ids.indexOf(id), body))
+      })
       const instances = yield* Effect.forEach(ids, (id, i) =>
-        Layer.build(World.instanceLayer(hub, id, { sync, store: store(i) }))
+        Layer.build(
+          World.instanceLayer(hub, id, { sync: consumer, store: store(i), publisher: options.publisher ?? publisher })
+        )
       )
       return { hub, instances }
     }).pipe(Scope.provide(scope))
   )
-  return {
+  self = {
     ...built,
     ids,
     source: new Map(keys.map((key) => [key, 0])),
@@ -109,6 +148,7 @@ export const make = async (
       await runtime.dispose()
     }
   }
+  return self
 }
 
 /** Checks a value answered by instance `i` for `key` against its floor. */
@@ -128,43 +168,67 @@ export const checkAnswer = (
   }
 }
 
-/** Updates the source for `target`'s keys, then invalidates (or, for a key, writes) on instance `i`. */
-export const update = (real: Real, i: number, target: Target, write: "set" | "invalidate") =>
-  Effect.gen(function* () {
-    const before = new Set(real.hub.held(real.ids[(i + 1) % real.ids.length]!).map((m) => m.id))
-    const touched = covered(target).filter((key) => real.source.has(key))
-    for (const key of touched) real.source.set(key, real.source.get(key)! + 1)
-    const instance = real.instances[i]!
-    if (write === "set" && target.invalidation_type === "key") {
-      yield* World.on(
+/** The cache write of one update on `instance`: `set` of the new value, or an invalidation of the target. */
+const write = (real: Real, instance: World.Instance, target: Target, how: "set" | "invalidate"): Effect.Effect<void> =>
+  how === "set" && target.invalidation_type === "key"
+    ? World.on(
         instance,
         Cache.use((cache) =>
           cache.set(
             target.key,
             { key: target.key, version: real.source.get(target.key)! },
-            {
-              schema: Versioned,
-              ttl,
-              tags: tagsOf[target.key]
-            }
+            { schema: Versioned, ttl, tags: tagsOf[target.key] }
           )
         )
-      )
-    } else {
-      yield* World.on(
+      ).pipe(Effect.asVoid, Effect.orDie)
+    : World.on(
         instance,
         Cache.use((cache) => cache.invalidate(target))
-      )
-    }
+      ).pipe(Effect.asVoid, Effect.orDie)
+
+/**
+ * Updates the source for the targets' keys, then writes them all on instance `i` at once: the writes are issued
+ * together, the clock passes the coalescing window, so they travel as one (multi-target) event.
+ */
+export const updateAll = (real: Real, i: number, targets: ReadonlyArray<readonly [Target, "set" | "invalidate"]>) =>
+  Effect.gen(function* () {
+    const before = new Set(real.hub.held(real.ids[(i + 1) % real.ids.length]!).map((m) => m.id))
+    const touched = [...new Set(targets.flatMap(([target]) => covered(target)))].filter((key) => real.source.has(key))
+    for (const key of touched) real.source.set(key, real.source.get(key)! + 1)
+    const instance = real.instances[i]!
+    const fibers = yield* Effect.forEach(targets, ([target, how]) =>
+      Effect.forkChild(write(real, instance, target, how))
+    )
+    // Every write has reached the publisher (its local apply is done), so one window takes them all.
+    yield* settle(
+      Effect.map(
+        World.on(
+          instance,
+          Publisher.use((p) => p.pending)
+        ),
+        (n) => n >= targets.length
+      ),
+      "the writes reach the publisher"
+    )
+    yield* TestClock.adjust(window)
+    yield* Effect.forEach(fibers, Fiber.join, { discard: true })
     for (const key of touched) real.floors[i]!.set(key, real.source.get(key)!)
-    // Remember what the event says, to raise the floors of the instances that apply it.
+    // Remember what each event says, to raise the floors of the instances that apply it.
     const peer = real.ids[(i + 1) % real.ids.length]!
     const fresh = real.hub.held(peer).filter((m) => !before.has(m.id))
     for (const message of fresh) {
       const event = decode(message.body)
-      real.published.set(event.event_id, new Map(touched.map((key) => [key, real.source.get(key)!])))
+      const keysOfEvent = new Set(targetsOf(event).flatMap(covered))
+      real.published.set(
+        event.event_id,
+        new Map(touched.filter((key) => keysOfEvent.has(key)).map((key) => [key, real.source.get(key)!]))
+      )
     }
   })
+
+/** Updates the source for `target`'s keys, then invalidates (or, for a key, writes) on instance `i`. */
+export const update = (real: Real, i: number, target: Target, how: "set" | "invalidate") =>
+  updateAll(real, i, [[target, how]])
 
 /** Delivers the held message `index` (mod the held count) to instance `i` and waits until it was handled. */
 export const deliver = (real: Real, i: number, index: number) =>
@@ -180,13 +244,38 @@ export const deliver = (real: Real, i: number, index: number) =>
       Effect.map(handled(instance), (n) => n > before),
       `${id} handles a delivery`
     )
-    const versions = real.published.get(decode(message.body).event_id)
-    if (versions !== undefined) {
-      for (const [key, version] of versions) {
-        const floors = real.floors[i]!
-        floors.set(key, Math.max(floors.get(key)!, version))
-      }
-    }
+    raiseFloors(real, i, [message.body])
+  })
+
+/** Raises instance `i`'s floors for the events in `bodies`, now applied. */
+const raiseFloors = (real: Real, i: number, bodies: ReadonlyArray<string>) => {
+  for (const body of bodies) {
+    const versions = real.published.get(decode(body).event_id)
+    if (versions === undefined) continue
+    const floors = real.floors[i]!
+    for (const [key, version] of versions) floors.set(key, Math.max(floors.get(key)!, version))
+  }
+}
+
+/**
+ * Delivers the held messages at `indexes` (mod the held count, in that order) to instance `i` in one receive
+ * batch and waits until all were handled.
+ */
+export const deliverAll = (real: Real, i: number, indexes: ReadonlyArray<number>) =>
+  Effect.gen(function* () {
+    const id = real.ids[i]!
+    const held = real.hub.held(id)
+    if (held.length === 0) return
+    const chosen = [...new Set(indexes.map((x) => x % held.length))]
+    const bodies = chosen.map((x) => held[x]!.body)
+    const instance = real.instances[i]!
+    const before = yield* handled(instance)
+    yield* real.hub.deliverAll(id, chosen)
+    yield* settle(
+      Effect.map(handled(instance), (n) => n >= before + chosen.length),
+      `${id} handles a batch of ${chosen.length}`
+    )
+    raiseFloors(real, i, bodies)
   })
 
 /** Reads `key` on instance `i` through getOrLoad (the loader reads the source) and checks the answer. */

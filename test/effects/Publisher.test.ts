@@ -3,7 +3,7 @@ import { Deferred, Effect, Fiber, Logger, Ref, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import * as Publisher from "../../effects/Publisher.ts"
 import { BusError, InvalidationBus } from "../../src/InvalidationBus.ts"
-import type { InvalidationEvent, Target } from "../../src/InvalidationEvent.ts"
+import type { InvalidationEvent, InvalidationEventV2, Target } from "../../src/InvalidationEvent.ts"
 
 /** A bus that records every accepted batch; `down` makes it refuse, `gate` holds its next call until opened. */
 const makeBus = Effect.gen(function* () {
@@ -11,6 +11,8 @@ const makeBus = Effect.gen(function* () {
   const calls = yield* Ref.make(0)
   const down = yield* Ref.make(false)
   const gate = yield* Ref.make<Deferred.Deferred<void> | undefined>(undefined)
+  /** While set, every call waits for it (several calls held at once). */
+  const latch = yield* Ref.make<Deferred.Deferred<void> | undefined>(undefined)
   const bus = InvalidationBus.of({
     instanceId: "me",
     queueCreated: false,
@@ -19,6 +21,8 @@ const makeBus = Effect.gen(function* () {
         yield* Ref.update(calls, (n) => n + 1)
         const held = yield* Ref.getAndSet(gate, undefined)
         if (held !== undefined) yield* Deferred.await(held)
+        const all = yield* Ref.get(latch)
+        if (all !== undefined) yield* Deferred.await(all)
         if (yield* Ref.get(down)) return yield* new BusError({ operation: "publish", message: "down" })
         yield* Ref.update(batches, (all) => [...all, events])
       }),
@@ -27,15 +31,20 @@ const makeBus = Effect.gen(function* () {
   })
   /** Holds the next publish call until the returned Deferred is completed. */
   const hold = Effect.flatMap(Deferred.make<void>(), (d) => Effect.as(Ref.set(gate, d), d))
-  const accepted = Effect.map(Ref.get(batches), (all) => all.flat())
-  return { bus, batches, calls, down, hold, accepted }
+  /** Holds every publish call until the returned Deferred is completed. */
+  const holdAll = Effect.flatMap(Deferred.make<void>(), (d) => Effect.as(Ref.set(latch, d), d))
+  const accepted = Effect.map(Ref.get(batches), (all) => all.flat() as ReadonlyArray<InvalidationEventV2>)
+  return { bus, batches, calls, down, hold, holdAll, accepted }
 })
 
 const key = (k: string): Target => ({ invalidation_type: "key", key: k })
 
-/** A publisher over `bus`, its sender fiber in the test's scope; logs are dropped. */
+/** A publisher over `bus` (no coalescing window unless given), its sender fiber in the test's scope. */
 const publisherOver = (bus: InvalidationBus["Service"], options: Publisher.PublisherOptions = {}) =>
-  Publisher.make(options).pipe(Effect.provideService(InvalidationBus, bus))
+  Publisher.make({ coalesceWindow: 0, ...options }).pipe(Effect.provideService(InvalidationBus, bus))
+
+const keysOf = (event: InvalidationEventV2): Array<string> =>
+  event.targets.map((t) => (t.invalidation_type === "key" ? t.key : "?"))
 
 /** Lets every ready fiber run until it blocks. */
 const settle = Effect.gen(function* () {
@@ -45,7 +54,7 @@ const settle = Effect.gen(function* () {
 const quiet = Effect.provide(Logger.layer([], { mergeWithExisting: false }))
 
 describe("Publisher", () => {
-  it.effect("gives events seq 1, 2, 3, … in publish order, as v1 events from this instance", () =>
+  it.effect("gives events seq 1, 2, 3, … in publish order, as v2 events of this instance and its epoch", () =>
     Effect.gen(function* () {
       const world = yield* makeBus
       const publisher = yield* publisherOver(world.bus)
@@ -58,33 +67,135 @@ describe("Publisher", () => {
         [1, 2, 3]
       )
       assert.deepStrictEqual(
-        events.map((e) => e.invalidation_type),
-        ["key", "tag", "pattern"]
+        events.map((e) => e.targets.map((t) => t.invalidation_type)),
+        [["key"], ["tag"], ["pattern"]]
       )
-      assert.isTrue(events.every((e) => e.version === 1 && e.source_instance === "me"))
+      assert.isTrue(events.every((e) => e.version === 2 && e.source_instance === "me" && e.epoch === publisher.epoch))
       assert.strictEqual(new Set(events.map((e) => e.event_id)).size, 3)
     }).pipe(quiet)
   )
 
-  it.effect("sends what queued up in batches of at most batchSize, in order", () =>
+  it.effect("coalesces the targets issued within the window into one event, in issue order", () =>
     Effect.gen(function* () {
       const world = yield* makeBus
-      const publisher = yield* publisherOver(world.bus, { batchSize: 2 })
-      const gate = yield* world.hold
-      const first = yield* Effect.forkChild(publisher.publish(key("k1")))
-      yield* settle
-      const rest = []
-      for (const k of ["k2", "k3", "k4", "k5"]) {
-        rest.push(yield* Effect.forkChild(publisher.publish(key(k))))
+      const publisher = yield* publisherOver(world.bus, { coalesceWindow: "10 millis" })
+      const writes = []
+      for (const k of ["a", "b", "c"]) {
+        writes.push(yield* Effect.forkChild(publisher.publish(key(k))))
         yield* settle
       }
-      yield* Deferred.succeed(gate, undefined)
-      yield* Fiber.join(first)
-      for (const fiber of rest) yield* Fiber.join(fiber)
-      const batches = yield* Ref.get(world.batches)
+      assert.strictEqual(yield* Ref.get(world.calls), 0, "nothing is sent before the window closes")
+      yield* TestClock.adjust("10 millis")
+      for (const write of writes) yield* Fiber.join(write)
+      const events = yield* world.accepted
+      assert.deepStrictEqual(events.map(keysOf), [["a", "b", "c"]])
+      assert.strictEqual(events[0]!.seq, 1)
+      // The next window starts with the next target.
+      const later = yield* Effect.forkChild(publisher.publish(key("d")))
+      yield* settle
+      yield* TestClock.adjust("10 millis")
+      yield* Fiber.join(later)
       assert.deepStrictEqual(
-        batches.map((batch) => batch.map((e) => e.seq)),
-        [[1], [2, 3], [4, 5]]
+        (yield* world.accepted).map((e) => [e.seq, ...keysOf(e)]),
+        [
+          [1, "a", "b", "c"],
+          [2, "d"]
+        ]
+      )
+    }).pipe(quiet)
+  )
+
+  it.effect("splits what was coalesced by maxTargetsPerEvent and maxEventBytes, seqs in order", () =>
+    Effect.gen(function* () {
+      const world = yield* makeBus
+      const publisher = yield* publisherOver(world.bus, { coalesceWindow: "1 millis", maxTargetsPerEvent: 2 })
+      const writes = []
+      for (const k of ["a", "b", "c", "d", "e"]) writes.push(yield* Effect.forkChild(publisher.publish(key(k))))
+      yield* settle
+      yield* TestClock.adjust("1 millis")
+      for (const write of writes) yield* Fiber.join(write)
+      assert.deepStrictEqual(
+        (yield* world.accepted).map((e) => [e.seq, ...keysOf(e)]),
+        [
+          [1, "a", "b"],
+          [2, "c", "d"],
+          [3, "e"]
+        ]
+      )
+      assert.strictEqual(yield* Ref.get(world.calls), 1, "three events, one bus call")
+
+      const bySize = yield* makeBus
+      const small = yield* publisherOver(bySize.bus, { coalesceWindow: "1 millis", maxEventBytes: 600 })
+      const more = []
+      for (const c of ["x", "y", "z"]) more.push(yield* Effect.forkChild(small.publish(key(c.repeat(60)))))
+      yield* settle
+      yield* TestClock.adjust("1 millis")
+      for (const write of more) yield* Fiber.join(write)
+      // 512 bytes of envelope room + ~100 per target: one target per event under 600 bytes.
+      assert.deepStrictEqual(
+        (yield* bySize.accepted).map((e) => e.targets.length),
+        [1, 1, 1]
+      )
+    }).pipe(quiet)
+  )
+
+  it.effect("keeps at most inFlight bus calls running; the others wait, and nothing is lost or renumbered", () =>
+    Effect.gen(function* () {
+      const world = yield* makeBus
+      const publisher = yield* publisherOver(world.bus, { inFlight: 2, batchSize: 1, maxTargetsPerEvent: 1 })
+      const latch = yield* world.holdAll
+      const writes = []
+      for (const k of ["a", "b", "c", "d", "e"]) {
+        writes.push(yield* Effect.forkChild(publisher.publish(key(k))))
+        yield* settle
+      }
+      assert.strictEqual(yield* Ref.get(world.calls), 2, "two calls in flight, the rest wait for a permit")
+      yield* Deferred.succeed(latch, undefined)
+      for (const write of writes) yield* Fiber.join(write)
+      assert.strictEqual(yield* Ref.get(world.calls), 5)
+      assert.deepStrictEqual(
+        [...(yield* world.accepted)].map((e) => [e.seq, ...keysOf(e)]).sort((x, y) => Number(x[0]) - Number(y[0])),
+        [
+          [1, "a"],
+          [2, "b"],
+          [3, "c"],
+          [4, "d"],
+          [5, "e"]
+        ]
+      )
+    }).pipe(quiet)
+  )
+
+  it.effect("a write waits for room when maxQueued targets are waiting, instead of growing the queue", () =>
+    Effect.gen(function* () {
+      const world = yield* makeBus
+      const publisher = yield* publisherOver(world.bus, {
+        inFlight: 1,
+        maxTargetsPerEvent: 1,
+        batchSize: 1,
+        maxQueued: 2,
+        awaitMs: 100
+      })
+      const latch = yield* world.holdAll
+      const writes = []
+      // "a" is in flight (held); "b" is taken and waits for a permit; "c" and "d" fill the queue; "e" waits for room.
+      for (const k of ["a", "b", "c", "d", "e"]) {
+        writes.push(yield* Effect.forkChild(publisher.publish(key(k))))
+        yield* settle
+      }
+      yield* TestClock.adjust("100 millis")
+      yield* settle
+      assert.deepStrictEqual(
+        writes.map((w) => w.pollUnsafe() !== undefined),
+        [true, true, true, true, false],
+        "the queued writes returned at awaitMs; the one without room still waits"
+      )
+      yield* Deferred.succeed(latch, undefined)
+      yield* Fiber.join(writes[4]!)
+      yield* publisher.drain
+      assert.deepStrictEqual(
+        (yield* world.accepted).map((e) => keysOf(e)[0]),
+        ["a", "b", "c", "d", "e"]
       )
     }).pipe(quiet)
   )
@@ -92,7 +203,7 @@ describe("Publisher", () => {
   it.effect("retries a failing bus until it accepts, dropping and reordering nothing", () =>
     Effect.gen(function* () {
       const world = yield* makeBus
-      const publisher = yield* publisherOver(world.bus, { batchSize: 1 })
+      const publisher = yield* publisherOver(world.bus, { batchSize: 1, inFlight: 1 })
       yield* Ref.set(world.down, true)
       const first = yield* Effect.forkChild(publisher.publish(key("a")))
       yield* settle
@@ -155,10 +266,7 @@ describe("Publisher", () => {
       assert.isUndefined(draining.pollUnsafe(), "drain waits for the held bus")
       yield* Deferred.succeed(gate, undefined)
       yield* Fiber.join(draining)
-      assert.deepStrictEqual(
-        (yield* world.accepted).map((e) => e.seq),
-        [1, 2]
-      )
+      assert.deepStrictEqual((yield* world.accepted).flatMap(keysOf), ["a", "b"])
     }).pipe(quiet)
   )
 })

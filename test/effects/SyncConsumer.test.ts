@@ -135,13 +135,69 @@ describe("sync over the memory bus", () => {
   )
 })
 
+/** A v2 event of the publisher "other" invalidating `keys`. */
+const v2 = (seq: number, keys: ReadonlyArray<string>) =>
+  JSON.stringify({
+    version: 2,
+    event_id: `e-${seq}`,
+    source_instance: "other",
+    epoch: "boot-1",
+    seq,
+    timestamp: 0,
+    targets: keys.map((key) => ({ invalidation_type: "key", key }))
+  })
+
+describe("receive batches", () => {
+  it.live("applies a batch's events together, a duplicate within the batch once, and acks only after applying", () =>
+    Effect.gen(function* () {
+      const acked: Array<boolean> = []
+      let b: World.Instance | undefined
+      // At each acknowledgement, the batch's keys must already be gone from b.
+      const hub = yield* MemoryBus.makeHub({
+        instances: ["a", "b"],
+        mode: "manual",
+        onAck: (id) =>
+          id === "b" && b !== undefined
+            ? Effect.flatMap(
+                Effect.orDie(Effect.all([World.on(b, has("k1")), World.on(b, has("k2")), World.on(b, has("k3"))])),
+                (present) => Effect.sync(() => void acked.push(present.every((p) => !p)))
+              )
+            : Effect.void
+      })
+      const [, built] = yield* World.instances(hub, ["a", "b"])
+      b = built
+      for (const key of ["k1", "k2", "k3"]) yield* World.on(b!, fill(key, "v"))
+      yield* hub.send("b", v2(2, ["k2", "k3"]))
+      yield* hub.send("b", v2(1, ["k1"]))
+      yield* hub.duplicate("b", 1)
+      yield* hub.deliverAll("b", [0, 1, 2])
+      yield* Poll.until(
+        Effect.sync(() => acked.length === 3),
+        { timeoutMs: 2000, what: "three acknowledgements", intervalMs: 0 }
+      )
+      assert.deepStrictEqual(acked, [true, true, true])
+      const stats = yield* World.on(b!, statsOf)
+      assert.deepStrictEqual(
+        { applied: stats.applied, duplicates: stats.duplicates, flushes: stats.flushes },
+        {
+          applied: 2,
+          duplicates: 1,
+          flushes: 0
+        }
+      )
+    }).pipe(Effect.scoped)
+  )
+})
+
 describe("continuity", () => {
   const sync = { gapTimeout: "10 seconds", silenceBound: "30 seconds", checkInterval: "1 second" } as const
 
   it.effect("flushes once a lost event's seq gap outlives the gap timeout", () =>
     Effect.gen(function* () {
       const hub = yield* MemoryBus.makeHub({ instances: ["a", "b"], mode: "manual" })
-      const [a, b] = yield* World.instances(hub, ["a", "b"], { sync })
+      // One event per write, so that one of them can be lost on its own.
+      const publisher = { awaitMs: 1000, coalesceWindow: 0, maxTargetsPerEvent: 1 }
+      const [a, b] = yield* World.instances(hub, ["a", "b"], { sync, publisher })
       yield* World.on(b!, fill("stale", "v1"))
       for (const key of ["x", "stale", "y"]) {
         yield* World.on(a!, Cache.use((cache) => cache.delete(key)).pipe(Effect.forkChild))

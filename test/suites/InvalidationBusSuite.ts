@@ -67,28 +67,33 @@ export const events = (source: string, n: number, firstSeq = 1): Array<Invalidat
   })
 
 /**
- * Consumes `bus.deliveries` in the background for the rest of the scope, recording every delivery; acks those
- * `shouldAck` accepts (all by default). An ack failure fails the next wait, naming it.
+ * Consumes `bus.deliveries` in the background for the rest of the scope, recording every delivery of every batch
+ * (acknowledging a batch's deliveries together); acks those `shouldAck` accepts (all by default). An ack failure fails the next wait, naming it.
  */
 export const collect = (bus: InvalidationBus["Service"], shouldAck: (r: Received) => boolean = () => true) =>
   Effect.gen(function* () {
     const received: Array<Received> = []
+    const batchSizes: Array<number> = []
     const ackErrors: Array<BusError> = []
+    const one = (delivery: Delivery) => {
+      let event: InvalidationEvent | undefined
+      try {
+        event = decodeEvent(delivery.body)
+      } catch {
+        event = undefined
+      }
+      const r: Received = { delivery, event, at: Date.now(), acked: false }
+      received.push(r)
+      if (!shouldAck(r)) return Effect.void
+      return delivery.ack.pipe(
+        Effect.tap(() => Effect.sync(() => (r.acked = true))),
+        Effect.catch((error) => Effect.sync(() => void ackErrors.push(error)))
+      )
+    }
     yield* bus.deliveries.pipe(
-      Stream.runForEach((delivery) => {
-        let event: InvalidationEvent | undefined
-        try {
-          event = decodeEvent(delivery.body)
-        } catch {
-          event = undefined
-        }
-        const r: Received = { delivery, event, at: Date.now(), acked: false }
-        received.push(r)
-        if (!shouldAck(r)) return Effect.void
-        return delivery.ack.pipe(
-          Effect.tap(() => Effect.sync(() => (r.acked = true))),
-          Effect.catch((error) => Effect.sync(() => void ackErrors.push(error)))
-        )
+      Stream.runForEach((batch) => {
+        batchSizes.push(batch.length)
+        return Effect.forEach(batch, one, { concurrency: "unbounded", discard: true })
       }),
       Effect.forkScoped
     )
@@ -97,6 +102,8 @@ export const collect = (bus: InvalidationBus["Service"], shouldAck: (r: Received
     )
     return {
       received,
+      /** The size of every batch the stream handed out. */
+      batchSizes,
       /** Deliveries of the event `eventId`, in arrival order. */
       of: (eventId: string) => received.filter((r) => r.event?.event_id === eventId),
       /** Waits until `condition` holds of what was received. */
@@ -166,6 +173,11 @@ export const suite = <E>(name: string, makeInstances: MakeInstances<E>, options:
         for (const event of batch) {
           assert.deepStrictEqual(atB.of(event.event_id)[0]!.event, event)
         }
+        // Deliveries come in receive batches: never empty, never more than an SQS receive holds.
+        assert.isTrue(
+          atB.batchSizes.every((n) => n >= 1 && n <= 10),
+          `batch sizes ${atB.batchSizes.join(",")}`
+        )
       })
     )
 

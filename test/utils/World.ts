@@ -26,12 +26,14 @@ export const instanceLayer = (
     readonly sync?: SyncConsumer.SyncOptions
     readonly store?: Layer.Layer<CacheStore, unknown>
     readonly queueCreated?: boolean
+    /** Default: no coalescing window (tests on a TestClock would otherwise wait for it). */
+    readonly publisher?: Publisher.PublisherOptions
   } = {}
 ) =>
   CacheLayers.layerSynced({
     store: options.store ?? MemoryStore.layer,
     bus: MemoryBus.layer(hub, id, { queueCreated: options.queueCreated ?? false }),
-    publisher: { awaitMs: 1000 },
+    publisher: options.publisher ?? { awaitMs: 1000, coalesceWindow: 0 },
     sync: options.sync
   })
 
@@ -39,7 +41,7 @@ export const instanceLayer = (
 export const instances = (
   hub: MemoryBus.MemoryHub,
   ids: ReadonlyArray<string>,
-  options: { readonly sync?: SyncConsumer.SyncOptions } = {}
+  options: { readonly sync?: SyncConsumer.SyncOptions; readonly publisher?: Publisher.PublisherOptions } = {}
 ): Effect.Effect<ReadonlyArray<Instance>, never, Scope.Scope> =>
   Effect.forEach(ids, (id) => Effect.orDie(Layer.build(instanceLayer(hub, id, options))))
 

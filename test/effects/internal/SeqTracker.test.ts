@@ -77,3 +77,29 @@ describe("SeqTracker", () => {
     assert.deepStrictEqual(t.gaps(100_000), [])
   })
 })
+
+describe("SeqTracker with epochs (v2)", () => {
+  it("a new epoch of a publisher is a restart, not a gap", () => {
+    const t = tracker()
+    assert.strictEqual(t.arrived("p", 1, 0, "boot-1"), "tracked")
+    assert.strictEqual(t.arrived("p", 2, 1, "boot-1"), "tracked")
+    assert.strictEqual(t.arrived("p", 1, 2, "boot-2"), "restarted")
+    assert.strictEqual(t.arrived("p", 2, 3, "boot-2"), "tracked")
+    assert.deepStrictEqual(t.gaps(1_000_000), [])
+  })
+
+  it("a late event of an epoch the publisher left is neither a restart nor a gap", () => {
+    const t = tracker()
+    t.arrived("p", 1, 0, "boot-1")
+    t.arrived("p", 1, 1, "boot-2")
+    assert.strictEqual(t.arrived("p", 2, 2, "boot-1"), "tracked")
+    assert.strictEqual(t.arrived("p", 2, 3, "boot-2"), "tracked")
+    assert.deepStrictEqual(t.gaps(1_000_000), [])
+  })
+
+  it("seqs of one epoch arriving out of order across concurrent polls leave no gap once all arrived", () => {
+    const t = tracker()
+    for (const seq of [2, 1, 5, 3, 4]) t.arrived("p", seq, seq, "boot-1")
+    assert.deepStrictEqual(t.gaps(1_000_000), [])
+  })
+})
