@@ -5,12 +5,14 @@
  * Node against the built package (`dist/`, which `npm test` builds first) and exits 0 — so docs and tested code
  * cannot drift.
  */
-import { describe, expect, it } from "@effect/vitest"
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { Effect, Exit, Scope } from "effect"
 import { execFile } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { promisify } from "node:util"
+import * as Fauxqs from "./utils/Fauxqs.ts"
 
 const root = path.resolve(import.meta.dirname, "..")
 const readme = fs.readFileSync(path.join(root, "README.md"), "utf8")
@@ -33,8 +35,19 @@ const exampleFiles = fs
 const programs = [
   ["examples/PromiseCache.ts", "{ removed: 2, pending: false }"],
   ["examples/ScheduledWarm.ts", "runs: 3"],
-  ["examples/UserService.ts", "renamed: { _tag: 'Deleted', removed: 1 }"]
+  ["examples/UserService.ts", "renamed: { _tag: 'Deleted', removed: 1 }"],
+  ["examples/SyncedCache.ts", "app-2 after app-1's delete: { _id: 'Option', _tag: 'None' }"]
 ] as const
+
+/** An SNS/SQS endpoint for the examples that need one: the fauxqs emulator, in this process, on 127.0.0.1. */
+let bus: Fauxqs.Fauxqs | undefined
+let closeBus: (() => Promise<void>) | undefined
+beforeAll(async () => {
+  const scope = Effect.runSync(Scope.make())
+  bus = await Effect.runPromise(Fauxqs.make().pipe(Scope.provide(scope)))
+  closeBus = () => Effect.runPromise(Scope.close(scope, Exit.void))
+})
+afterAll(() => closeBus?.())
 
 describe("the README's TypeScript examples", () => {
   it("quote every example file, and only example files that exist", () => {
@@ -62,7 +75,14 @@ describe("the README's TypeScript examples", () => {
       try {
         const { stdout } = await promisify(execFile)(process.execPath, [path.join(root, file)], {
           cwd,
-          timeout: 30_000
+          timeout: 30_000,
+          env: {
+            ...process.env,
+            AWS_ENDPOINT_URL: bus!.endpoint,
+            AWS_REGION: bus!.region,
+            AWS_ACCESS_KEY_ID: bus!.credentials.accessKeyId,
+            AWS_SECRET_ACCESS_KEY: bus!.credentials.secretAccessKey
+          }
         })
         expect(stdout).toContain(expected)
       } finally {
