@@ -8,7 +8,8 @@
  * slower than the writes — writes wait, which is the backpressure), then until the bus accepted the event carrying
  * its target, at most `awaitMs`; past that the write returns and its event keeps being retried in the background,
  * in order with the rest. So when a write returns normally, its peers will get it. Fills and warm-ups never come
- * here.
+ * here. Closing the publisher's scope announces the epoch's last seq (a `final` event), once what was issued was
+ * accepted, so peers know this boot ended rather than was lost.
  */
 import { Clock, Context, Deferred, Duration, Effect, Layer, Queue, Schedule, Semaphore } from "effect"
 import { InvalidationBus } from "../src/InvalidationBus.ts"
@@ -132,6 +133,38 @@ export const make = Effect.fnUntraced(function* (options: PublisherOptions = {})
   })
   yield* cycle.pipe(Effect.forever, Effect.forkScoped)
 
+  // A graceful stop announces the epoch's last seq once everything issued was accepted (at most `awaitMs`), so
+  // peers can tell a boot that ended from one that was lost, and a restart costs them no flush. Runs before the
+  // sender fiber is interrupted (finalizers run in reverse order).
+  yield* Effect.addFinalizer(() =>
+    Effect.gen(function* () {
+      const drained = yield* drain.pipe(Effect.timeoutOption(awaitMs))
+      if (drained._tag === "None") {
+        return yield* Effect.logWarning("stopping with invalidations not yet accepted by the bus; peers will flush")
+      }
+      const final: InvalidationEventV2 = {
+        version: 2,
+        event_id: crypto.randomUUID(),
+        source_instance: bus.instanceId,
+        epoch,
+        seq: ++seq,
+        timestamp: yield* Clock.currentTimeMillis,
+        targets: [],
+        final: true
+      }
+      yield* bus.publish([final]).pipe(
+        Effect.timeoutOption(awaitMs),
+        Effect.catch((error) =>
+          Effect.logWarning("could not announce the end of this publisher's epoch; peers will flush").pipe(
+            Effect.annotateLogs({ error: error.message })
+          )
+        )
+      )
+    })
+  )
+
+  const drain = Effect.suspend(() => Effect.forEach([...unaccepted], Deferred.await, { discard: true }))
+
   const publish = (target: Target) =>
     Effect.suspend(() => {
       const accepted = Deferred.makeUnsafe<void>()
@@ -152,7 +185,7 @@ export const make = Effect.fnUntraced(function* (options: PublisherOptions = {})
     instanceId: bus.instanceId,
     epoch,
     publish,
-    drain: Effect.suspend(() => Effect.forEach([...unaccepted], Deferred.await, { discard: true })),
+    drain,
     pending: Effect.sync(() => unaccepted.size)
   })
 })

@@ -57,6 +57,8 @@ export const SyncSnapshot = Schema.Struct({
   duplicates: Schema.Finite,
   own: Schema.Finite,
   malformed: Schema.Finite,
+  /** Events the store could not apply yet, left unacknowledged to be redelivered. */
+  deferred: Schema.Finite,
   flushes: Schema.Finite
 })
 export type SyncSnapshot = typeof SyncSnapshot.Type

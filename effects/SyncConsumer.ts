@@ -3,22 +3,34 @@
  * (v1 or v2) is counted, logged and left unacknowledged (the queue's redrive policy moves it to the dead-letter
  * queue) while the consumer keeps going; this instance's own events and already-applied `event_id`s (within the
  * batch too) are acknowledged and skipped; every other event's targets are applied locally together (loads in
- * flight fenced, the keys in one store delete) and only then is the batch acknowledged, together. Applying is
- * idempotent, so redelivery is harmless.
+ * flight fenced, the keys in one store delete), and an event is acknowledged only once the store took all of it —
+ * one the store could not apply stays unacknowledged, so it is redelivered (meanwhile its keys stay pending in the
+ * cache: they miss, and the cache retries them). Applying is idempotent, so redelivery is harmless.
  *
- * When continuity cannot be shown, everything that could be stale is flushed (and counted): the queue was
- * created at this start while the store kept data from before; a publisher's `seq` has a hole that stays open
- * longer than `gapTimeout` (a publisher first heard from past its seq 1 counts: its earlier events may have
- * been lost); a publisher restarted its seq; or the bus has not answered for longer than `silenceBound`. So the staleness bound
- * of an instance that misses messages is `max(gapTimeout, silenceBound) + checkInterval`.
+ * Continuity: each publisher boot (`epoch`) is tracked by `SeqTracker`; the tracking is kept in the instance's own
+ * store (so it persists with the data), and a restart with persisted data resumes it instead of counting everything
+ * missing. A publisher that stopped gracefully announced its last seq, so its restart loses nothing and flushes
+ * nothing. When continuity cannot be shown, everything that could be stale is flushed (and counted by reason): the
+ * queue was created at this start while the store kept data from before; a publisher's `seq` has a hole that stays
+ * open longer than `gapTimeout` (an epoch first heard past its seq 1 counts: without kept continuity, its earlier
+ * events may have been lost); a publisher's old boot never completed (it crashed: what it had not published is lost); or the bus has not
+ * answered for longer than `silenceBound`. So the staleness bound of an instance that misses messages is
+ * `max(gapTimeout, silenceBound) + checkInterval`.
  */
 import { Clock, Context, Duration, Effect, Layer, Metric, Schedule, Schema, Stream } from "effect"
 import { CacheStore } from "../src/CacheStore.ts"
 import { type Delivery, InvalidationBus } from "../src/InvalidationBus.ts"
-import { epochOf, type InvalidationEvent, InvalidationEventJson, targetsOf } from "../src/InvalidationEvent.ts"
+import {
+  epochOf,
+  type InvalidationEvent,
+  InvalidationEventJson,
+  isFinal,
+  type Target,
+  targetsOf
+} from "../src/InvalidationEvent.ts"
 import { Cache } from "./Cache.ts"
 import { SeenWindow } from "./internal/SeenWindow.ts"
-import { SeqTracker } from "./internal/SeqTracker.ts"
+import { type EpochSnapshot, SeqTracker } from "./internal/SeqTracker.ts"
 import * as Metrics from "./SyncMetrics.ts"
 
 /** Tuning of the consumer; every field has a production default. */
@@ -33,6 +45,8 @@ export interface SyncOptions {
   readonly silenceBound?: Duration.Input | undefined
   /** How often gaps and silence are checked. Default 1 s. */
   readonly checkInterval?: Duration.Input | undefined
+  /** How often the continuity is saved in the store (after applied batches). Default 1 s. */
+  readonly persistEvery?: Duration.Input | undefined
   /** Batches whose acknowledgements may be in flight while later batches are applied. Default 8. */
   readonly ackConcurrency?: number | undefined
   /**
@@ -49,6 +63,8 @@ export interface SyncStats {
   readonly duplicates: number
   readonly own: number
   readonly malformed: number
+  /** Events the store could not apply yet: left unacknowledged, so they are redelivered. */
+  readonly deferred: number
   readonly flushes: number
 }
 
@@ -64,6 +80,22 @@ export class SyncConsumer extends Context.Service<
 
 const decode = Schema.decodeUnknownExit(InvalidationEventJson)
 
+/** Where the consumer keeps its continuity in its own store (a control character: never a user's key). */
+export const continuityKey = "\u0000sync:continuity"
+
+const decodeSnapshot = Schema.decodeUnknownExit(
+  Schema.fromJsonString(
+    Schema.Array(
+      Schema.Struct({
+        source: Schema.String,
+        epoch: Schema.String,
+        contiguous: Schema.Int,
+        final: Schema.optional(Schema.Int)
+      })
+    )
+  )
+)
+
 /** A decoded delivery of an event this instance has to apply. */
 interface Fresh {
   readonly delivery: Delivery
@@ -77,21 +109,49 @@ const ackOne = (delivery: Delivery) =>
       Effect.annotateLogs({ error: error.message })
     )
   )
+/** What the store kept from before this start: whether it holds data, and the continuity saved with it. */
+const keptState = (store: CacheStore["Service"]) =>
+  Effect.gen(function* () {
+    const saved = yield* Effect.orElseSucceed(store.get(continuityKey), () => undefined)
+    const keys = (yield* Effect.orElseSucceed(store.info, () => undefined))?.keys
+    const decoded = saved === undefined ? undefined : decodeSnapshot(saved)
+    const continuity: ReadonlyArray<EpochSnapshot> | undefined =
+      decoded !== undefined && decoded._tag === "Success" ? decoded.value : undefined
+    // Unknown (the store did not answer) counts as holding data: the safe side.
+    return { hadData: keys === undefined || keys - (saved === undefined ? 0 : 1) > 0, continuity }
+  })
+
 /** Starts consuming this instance's deliveries in the scope. */
 export const make = Effect.fnUntraced(function* (options: SyncOptions = {}) {
   const cache = yield* Cache
   const bus = yield* InvalidationBus
   const store = yield* CacheStore
   const seen = new SeenWindow(options.seenWindow ?? 100_000)
+  const startedAt = yield* Clock.currentTimeMillis
+  const kept = yield* keptState(store)
   const seqs = new SeqTracker({
     gapTimeoutMs: Duration.toMillis(options.gapTimeout ?? "30 seconds"),
     maxAhead: options.maxAhead ?? 1000
   })
+  if (kept.continuity !== undefined) seqs.restore(kept.continuity, startedAt)
   const silenceMs = Duration.toMillis(options.silenceBound ?? "60 seconds")
+  const persistMs = Duration.toMillis(options.persistEvery ?? "1 second")
   const ackConcurrency = options.ackConcurrency ?? 8
-  const stats = { received: 0, applied: 0, duplicates: 0, own: 0, malformed: 0, flushes: 0 }
-  const startedAt = yield* Clock.currentTimeMillis
+  const stats = { received: 0, applied: 0, duplicates: 0, own: 0, malformed: 0, deferred: 0, flushes: 0 }
   let lastFlush = startedAt
+  let lastPersisted = startedAt
+
+  /** Saves the continuity in the store (it persists with the data); a failure only delays the next save. */
+  const persist = Effect.suspend(() =>
+    store.set(continuityKey, JSON.stringify(seqs.snapshot())).pipe(
+      Effect.andThen(Effect.map(Clock.currentTimeMillis, (now) => void (lastPersisted = now))),
+      Effect.catch((error) =>
+        Effect.logDebug("saving the sync continuity failed; it is saved again later").pipe(
+          Effect.annotateLogs({ reason: error.reason })
+        )
+      )
+    )
+  )
 
   const flush = Effect.fnUntraced(function* (reason: Metrics.FlushReason, detail: object) {
     stats.flushes++
@@ -101,6 +161,8 @@ export const make = Effect.fnUntraced(function* (options: SyncOptions = {}) {
     )
     yield* cache.flushLocally
     yield* Metrics.flushed(reason)
+    // The flush took the saved continuity with it.
+    yield* persist
   })
 
   /** Acknowledges a batch's deliveries together (the SQS acker sends them in one DeleteMessageBatch). */
@@ -144,25 +206,43 @@ export const make = Effect.fnUntraced(function* (options: SyncOptions = {}) {
     }
     if (fresh.length === 0) return toAck
     if (options.unsafeAckBeforeApply === true) yield* ackAll(toAck)
-    yield* cache.invalidateLocallyAll(fresh.flatMap((f) => targetsOf(f.event)))
     const now = yield* Clock.currentTimeMillis
     for (const { event } of fresh) {
+      if (seqs.arrived(event.source_instance, event.seq, now, epochOf(event), isFinal(event)) === "restarted") {
+        // A v1 publisher starting over: whatever it had not published when it went down is lost to us.
+        yield* flush("publisher-restart", { source: event.source_instance })
+      }
+    }
+    const targets: Array<Target> = []
+    for (const { event } of fresh) targets.push(...targetsOf(event))
+    const outcomes = yield* cache.invalidateLocallyAll(targets)
+    let at = 0
+    for (const { delivery, event } of fresh) {
+      const count = targetsOf(event).length
+      const applied = outcomes.slice(at, at + count).every((outcome) => outcome._tag === "Deleted")
+      at += count
+      if (!applied) {
+        // Left unacknowledged: redelivered after the visibility timeout, and applied then.
+        stats.deferred++
+        if (options.unsafeAckBeforeApply !== true) toAck.splice(toAck.indexOf(delivery), 1)
+        continue
+      }
       seen.add(event.event_id)
       stats.applied++
       yield* Metric.update(Metrics.eventsApplied, 1)
       yield* Metric.update(Metrics.lag, Math.max(0, now - event.timestamp))
-      if (seqs.arrived(event.source_instance, event.seq, now, epochOf(event)) === "restarted") {
-        // Whatever it had not published when it went down is lost to us.
-        yield* flush("publisher-restart", { source: event.source_instance })
-      }
     }
+    if (now - lastPersisted >= persistMs) yield* persist
     return options.unsafeAckBeforeApply === true ? [] : toAck
   })
 
   const check = Effect.gen(function* () {
     const now = yield* Clock.currentTimeMillis
-    const gaps = seqs.gaps(now)
-    if (gaps.length > 0) yield* flush("seq-gap", { sources: gaps.join(",") })
+    const lost = seqs.lost(now)
+    for (const reason of new Set(lost.map((l) => l.reason))) {
+      const sources = lost.filter((l) => l.reason === reason).map((l) => l.source)
+      yield* flush(reason, { sources: sources.join(",") })
+    }
     const contact = (yield* bus.lastContact) ?? startedAt
     if (now - Math.max(contact, lastFlush) > silenceMs) {
       yield* flush("silence", { silent_ms: now - contact })
@@ -170,9 +250,9 @@ export const make = Effect.fnUntraced(function* (options: SyncOptions = {}) {
   })
 
   // A queue made at this start missed everything published before it; data kept on disk may be stale.
-  if (bus.queueCreated && (yield* Effect.orElseSucceed(store.info, () => undefined))?.keys !== 0) {
-    yield* flush("queue-created", { instance: bus.instanceId })
-  }
+  if (bus.queueCreated && kept.hadData) yield* flush("queue-created", { instance: bus.instanceId })
+  // What was applied until a graceful stop is kept for the next start.
+  yield* Effect.addFinalizer(() => persist)
 
   // Batches are applied one at a time, in arrival order (so dedupe and seq tracking see them in order), while the
   // acknowledgements of earlier batches are still in flight.

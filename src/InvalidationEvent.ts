@@ -58,15 +58,28 @@ export const TargetSchema = Schema.Union([
   Schema.Struct({ invalidation_type: Schema.Literal("tag"), tags: Schema.NonEmptyArray(Tag) })
 ])
 
-/** A version 2 event: several targets published together, with the publisher's per-boot epoch. */
+/**
+ * A version 2 event: several targets published together, with the publisher's per-boot epoch. The last event of a
+ * publisher that stops gracefully says so (`final: true`, usually with no targets), so peers can tell a boot that
+ * ended from one that was lost.
+ */
 export const InvalidationEventV2 = Schema.Struct({
   ...Common,
   version: Schema.Literal(2),
   /** The publisher's boot: a new epoch is a new publisher (its seq starts again), never a gap. */
   epoch: Schema.String.pipe(Schema.check(Schema.isMinLength(1), Schema.isMaxLength(128))),
-  /** What to invalidate, applied together. */
-  targets: Schema.NonEmptyArray(TargetSchema)
-})
+  /** What to invalidate, applied together; empty only on a `final` event. */
+  targets: Schema.Array(TargetSchema),
+  /** This is the publisher's last event of its epoch: it stopped gracefully, and nothing after `seq` follows. */
+  final: Schema.optionalKey(Schema.Literal(true))
+}).pipe(
+  Schema.check(
+    Schema.makeFilter(
+      (event: { readonly targets: ReadonlyArray<unknown>; readonly final?: true }) =>
+        event.targets.length > 0 || event.final === true || "targets must not be empty (except on a final event)"
+    )
+  )
+)
 export type InvalidationEventV2 = typeof InvalidationEventV2.Type
 
 /** An invalidation event of either version. */
@@ -110,12 +123,16 @@ export const targetsOf = (event: InvalidationEvent): ReadonlyArray<Target> => {
   }
 }
 
+/** Whether the event is its publisher's last of the epoch (a graceful stop). */
+export const isFinal = (event: InvalidationEvent): boolean => event.version === 2 && event.final === true
+
 /** The publisher's epoch of a v2 event; undefined for v1 (which knows no epochs). */
 export const epochOf = (event: InvalidationEvent): string | undefined => (event.version === 2 ? event.epoch : undefined)
 
 /** What an event invalidates, for message attributes and logs: its targets' type, or "mixed". */
 export const kindOf = (event: InvalidationEvent): string => {
   if (event.version === 1) return event.invalidation_type
-  const first = event.targets[0].invalidation_type
+  const first = event.targets[0]?.invalidation_type
+  if (first === undefined) return "final"
   return event.targets.every((t) => t.invalidation_type === first) ? first : "mixed"
 }

@@ -1,11 +1,12 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Layer, Option, Schema } from "effect"
+import { Context, Effect, Exit, Layer, Option, Schema, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { Cache } from "../../effects/Cache.ts"
 import { SyncConsumer } from "../../effects/SyncConsumer.ts"
 import * as MemoryBus from "../../layers/bus/MemoryBus.ts"
 import * as MemoryStore from "../../layers/store/MemoryStore.ts"
 import { CacheStore } from "../../src/CacheStore.ts"
+import * as FlakyStore from "../utils/FlakyStore.ts"
 import * as Poll from "../utils/Poll.ts"
 import * as World from "../utils/World.ts"
 
@@ -255,5 +256,82 @@ describe("continuity", () => {
       assert.isFalse(yield* World.on(a, has("from-last-run")))
       assert.strictEqual((yield* World.on(a, statsOf)).flushes, 1)
     }).pipe(Effect.scoped)
+  )
+
+  it.effect(
+    "leaves an event the store could not apply unacknowledged, its key missing, and applies it on redelivery",
+    () =>
+      Effect.gen(function* () {
+        const hub = yield* MemoryBus.makeHub({ instances: ["a", "b"], mode: "auto", visibilityTimeoutMs: 30_000 })
+        const flaky = yield* Layer.build(FlakyStore.layer(MemoryStore.layer))
+        const control = Context.get(flaky, FlakyStore.FlakyControl)
+        const store = Context.get(flaky, CacheStore)
+        const a = yield* Layer.build(World.instanceLayer(hub, "a", { sync }))
+        const b = yield* Layer.build(World.instanceLayer(hub, "b", { sync, store: Layer.succeedContext(flaky) }))
+        yield* World.on(b, fill("user:1", "old"))
+        yield* control.setDown(true)
+        yield* World.on(
+          a,
+          Cache.use((cache) => cache.delete("user:1"))
+        )
+        yield* Poll.until(
+          Effect.map(World.on(b, statsOf), (s) => s.deferred === 1),
+          { timeoutMs: 2000, what: "b deferred the event", intervalMs: 0 }
+        )
+        assert.strictEqual(hub.unacked("b"), 1, "not acknowledged: the queue will deliver it again")
+        assert.strictEqual((yield* World.on(b, statsOf)).applied, 0)
+        yield* control.setDown(false)
+        assert.isFalse(yield* World.on(b, has("user:1")), "its key misses while the invalidation is pending")
+        yield* TestClock.adjust("31 seconds")
+        yield* Poll.until(
+          Effect.map(World.on(b, statsOf), (s) => s.applied === 1),
+          { timeoutMs: 2000, what: "the redelivery was applied", intervalMs: 0 }
+        )
+        assert.strictEqual(hub.unacked("b"), 0)
+        assert.isFalse(yield* store.exists("user:1"))
+        assert.strictEqual((yield* World.on(b, statsOf)).flushes, 0)
+      }).pipe(Effect.scoped)
+  )
+
+  it.effect(
+    "a rolling restart of three instances, each stopping gracefully and keeping its store, flushes nobody",
+    () =>
+      Effect.gen(function* () {
+        const ids = ["a", "b", "c"] as const
+        const hub = yield* MemoryBus.makeHub({ instances: ids, mode: "auto" })
+        // Each instance's store outlives its process, as a persisted data dir does.
+        const stores = yield* Effect.forEach(ids, () => MemoryStore.make)
+        const start = (i: number) =>
+          Effect.gen(function* () {
+            const scope = yield* Scope.make()
+            const instance = yield* Layer.build(
+              World.instanceLayer(hub, ids[i]!, { sync, store: Layer.succeed(CacheStore, stores[i]!) })
+            ).pipe(Scope.provide(scope))
+            return { scope, instance }
+          })
+        const running = yield* Effect.forEach([0, 1, 2], start)
+        /** Every instance caches `key`, then instance `i` writes it: every other one must drop it. */
+        const crossCheck = (i: number, key: string) =>
+          Effect.gen(function* () {
+            for (const { instance } of running) yield* World.on(instance, fill(key, "old"))
+            yield* World.on(
+              running[i]!.instance,
+              Cache.use((cache) => cache.set(key, "new", { schema: Str }))
+            )
+            for (let j = 0; j < running.length; j++) if (j !== i) yield* dropped(running[j]!.instance, key)
+          })
+        for (let round = 0; round < 2; round++) for (let i = 0; i < 3; i++) yield* crossCheck(i, `k:${round}:${i}`)
+        for (let i = 0; i < 3; i++) {
+          yield* Scope.close(running[i]!.scope, Exit.void) // graceful: the publisher announces its last seq
+          running[i] = yield* start(i)
+          yield* crossCheck(i, `after-restart:${i}`)
+          yield* crossCheck((i + 1) % 3, `peer-after-restart:${i}`)
+        }
+        yield* TestClock.adjust("30 seconds") // well past the gap timeout
+        for (const { instance } of running) {
+          assert.strictEqual((yield* World.on(instance, statsOf)).flushes, 0)
+        }
+        for (const { scope } of running) yield* Scope.close(scope, Exit.void)
+      }).pipe(Effect.scoped)
   )
 })
