@@ -194,6 +194,11 @@ export class Cache extends Context.Service<
     readonly invalidateLocally: (target: Target) => Effect.Effect<DeleteOutcome>
     /** Applies `targets` together on this instance only (one store delete for all the keys); one outcome per target. */
     readonly invalidateLocallyAll: (targets: ReadonlyArray<Target>) => Effect.Effect<ReadonlyArray<DeleteOutcome>>
+    /**
+     * Holds (true) or releases (false) every store read: while held, reads miss (loads answer from the loader,
+     * nothing is filled back from a held store) — what a restart does until it has caught up with its peers' events.
+     */
+    readonly holdReads: (held: boolean) => Effect.Effect<void>
     /** Drops everything this instance holds (continuity lost); fences every load in flight; never publishes. */
     readonly flushLocally: Effect.Effect<void>
 
@@ -299,6 +304,7 @@ export const make = Effect.fnUntraced(function* (options: CacheOptions = {}, pub
     },
     invalidateLocally,
     invalidateLocallyAll: (targets) => Invalidation.applyAll(store, guard, flights, scanCount, targets),
+    holdReads: (held) => Effect.sync(() => guard.holdReads(held)),
     flushLocally: Effect.suspend(() => {
       flights.clear()
       return guard.write("everything", store.flush, toWritten, notWritten)

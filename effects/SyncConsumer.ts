@@ -30,7 +30,7 @@ import {
 } from "../src/InvalidationEvent.ts"
 import { Cache } from "./Cache.ts"
 import { SeenWindow } from "./internal/SeenWindow.ts"
-import { type EpochSnapshot, SeqTracker } from "./internal/SeqTracker.ts"
+import { SeqTracker } from "./internal/SeqTracker.ts"
 import * as Metrics from "./SyncMetrics.ts"
 
 /** Tuning of the consumer; every field has a production default. */
@@ -75,6 +75,11 @@ export class SyncConsumer extends Context.Service<
     readonly stats: Effect.Effect<SyncStats>
     /** Runs the gap and silence checks now (they also run every `checkInterval`). */
     readonly check: Effect.Effect<void>
+    /**
+     * Whether this instance has caught up with the events published while it was down (always, without kept data
+     * or on a queue created at this start). Until then its kept data is not served; readiness waits for it.
+     */
+    readonly caughtUp: Effect.Effect<boolean>
   }
 >()("embedded-cache/SyncConsumer") {}
 
@@ -83,18 +88,19 @@ const decode = Schema.decodeUnknownExit(InvalidationEventJson)
 /** Where the consumer keeps its continuity in its own store (a control character: never a user's key). */
 export const continuityKey = "\u0000sync:continuity"
 
-const decodeSnapshot = Schema.decodeUnknownExit(
-  Schema.fromJsonString(
-    Schema.Array(
-      Schema.Struct({
-        source: Schema.String,
-        epoch: Schema.String,
-        contiguous: Schema.Int,
-        final: Schema.optional(Schema.Int)
-      })
-    )
+/** The continuity as saved: when (this host's clock, ms) and each publisher epoch's state. */
+const SavedContinuity = Schema.Struct({
+  savedAt: Schema.Finite,
+  epochs: Schema.Array(
+    Schema.Struct({
+      source: Schema.String,
+      epoch: Schema.String,
+      contiguous: Schema.Int,
+      final: Schema.optional(Schema.Int)
+    })
   )
-)
+})
+const decodeSaved = Schema.decodeUnknownExit(Schema.fromJsonString(SavedContinuity))
 
 /** A decoded delivery of an event this instance has to apply. */
 interface Fresh {
@@ -114,8 +120,8 @@ const keptState = (store: CacheStore["Service"]) =>
   Effect.gen(function* () {
     const saved = yield* Effect.orElseSucceed(store.get(continuityKey), () => undefined)
     const keys = (yield* Effect.orElseSucceed(store.info, () => undefined))?.keys
-    const decoded = saved === undefined ? undefined : decodeSnapshot(saved)
-    const continuity: ReadonlyArray<EpochSnapshot> | undefined =
+    const decoded = saved === undefined ? undefined : decodeSaved(saved)
+    const continuity: typeof SavedContinuity.Type | undefined =
       decoded !== undefined && decoded._tag === "Success" ? decoded.value : undefined
     // Unknown (the store did not answer) counts as holding data: the safe side.
     return { hadData: keys === undefined || keys - (saved === undefined ? 0 : 1) > 0, continuity }
@@ -133,7 +139,22 @@ export const make = Effect.fnUntraced(function* (options: SyncOptions = {}) {
     gapTimeoutMs: Duration.toMillis(options.gapTimeout ?? "30 seconds"),
     maxAhead: options.maxAhead ?? 1000
   })
-  if (kept.continuity !== undefined) seqs.restore(kept.continuity, startedAt)
+  if (kept.continuity !== undefined) seqs.restore(kept.continuity.epochs, startedAt)
+  // An adopted queue over kept data: events published while this instance was down are in the backlog — some
+  // possibly invisible for a while, received by the dead process's last poll. Until that window has passed and a
+  // receive came back empty, the kept data is not served (reads miss) and the instance is not ready.
+  const catchUpUntil =
+    !bus.queueCreated && kept.hadData
+      ? Math.max(startedAt, (kept.continuity?.savedAt ?? startedAt) + bus.heldAtMostMs)
+      : undefined
+  let caughtUp = catchUpUntil === undefined
+  let lastBatchAt = 0
+  if (!caughtUp) {
+    yield* cache.holdReads(true)
+    yield* Effect.logInfo("catching up with the events published while this instance was down").pipe(
+      Effect.annotateLogs({ until: new Date(catchUpUntil!).toISOString() })
+    )
+  }
   const silenceMs = Duration.toMillis(options.silenceBound ?? "60 seconds")
   const persistMs = Duration.toMillis(options.persistEvery ?? "1 second")
   const ackConcurrency = options.ackConcurrency ?? 8
@@ -143,7 +164,9 @@ export const make = Effect.fnUntraced(function* (options: SyncOptions = {}) {
 
   /** Saves the continuity in the store (it persists with the data); a failure only delays the next save. */
   const persist = Effect.suspend(() =>
-    store.set(continuityKey, JSON.stringify(seqs.snapshot())).pipe(
+    Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      store.set(continuityKey, JSON.stringify({ savedAt: now, epochs: seqs.snapshot() }))
+    ).pipe(
       Effect.andThen(Effect.map(Clock.currentTimeMillis, (now) => void (lastPersisted = now))),
       Effect.catch((error) =>
         Effect.logDebug("saving the sync continuity failed; it is saved again later").pipe(
@@ -175,6 +198,7 @@ export const make = Effect.fnUntraced(function* (options: SyncOptions = {}) {
    * left unacknowledged for the dead-letter queue.
    */
   const apply = Effect.fnUntraced(function* (batch: ReadonlyArray<Delivery>) {
+    lastBatchAt = yield* Clock.currentTimeMillis
     stats.received += batch.length
     yield* Metric.update(Metrics.eventsReceived, batch.length)
     const toAck: Array<Delivery> = []
@@ -247,6 +271,12 @@ export const make = Effect.fnUntraced(function* (options: SyncOptions = {}) {
     if (now - Math.max(contact, lastFlush) > silenceMs) {
       yield* flush("silence", { silent_ms: now - contact })
     }
+    // Caught up: the window is over, a receive since came back empty (after the last batch), nothing is missing.
+    if (!caughtUp && now >= catchUpUntil! && contact >= catchUpUntil! && contact > lastBatchAt && !seqs.missing()) {
+      caughtUp = true
+      yield* cache.holdReads(false)
+      yield* Effect.logInfo("caught up with the events published while this instance was down")
+    }
   })
 
   // A queue made at this start missed everything published before it; data kept on disk may be stale.
@@ -266,7 +296,7 @@ export const make = Effect.fnUntraced(function* (options: SyncOptions = {}) {
   )
   yield* check.pipe(Effect.repeat(Schedule.spaced(options.checkInterval ?? "1 second")), Effect.forkScoped)
 
-  return SyncConsumer.of({ stats: Effect.sync(() => ({ ...stats })), check })
+  return SyncConsumer.of({ stats: Effect.sync(() => ({ ...stats })), check, caughtUp: Effect.sync(() => caughtUp) })
 })
 
 /** The consumer as a background layer over the cache and the bus in context. */

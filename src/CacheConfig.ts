@@ -56,7 +56,17 @@ export const CacheConfig = Config.all({
   snsTopicArn: Config.option(Config.NonEmptyString("CACHE_SNS_TOPIC_ARN")),
   snsTopicName: Config.option(Config.NonEmptyString("CACHE_SNS_TOPIC_NAME")),
   sqsQueueUrl: Config.option(Config.NonEmptyString("CACHE_SQS_QUEUE_URL")),
-  sqsQueuePrefix: Config.schema(QueuePrefix, "CACHE_SQS_QUEUE_PREFIX").pipe(Config.withDefault("embedded-cache"))
+  sqsQueuePrefix: Config.schema(QueuePrefix, "CACHE_SQS_QUEUE_PREFIX").pipe(Config.withDefault("embedded-cache")),
+  /** Long-poll wait of a receive, 0–20 s: with the visibility timeout, how long a restart waits out its backlog. */
+  sqsWaitSeconds: Config.schema(
+    Schema.NumberFromString.pipe(Schema.check(Schema.isInt(), Schema.isBetween({ minimum: 0, maximum: 20 }))),
+    "CACHE_SQS_WAIT_SECONDS"
+  ).pipe(Config.withDefault(20)),
+  /** Visibility timeout of a created queue, seconds: how long an unacknowledged delivery stays hidden. */
+  sqsVisibilitySeconds: Config.schema(
+    Schema.NumberFromString.pipe(Schema.check(Schema.isInt(), Schema.isBetween({ minimum: 1, maximum: 43_200 }))),
+    "CACHE_SQS_VISIBILITY_TIMEOUT"
+  ).pipe(Config.withDefault(30))
 })
 export type CacheConfig = Config.Success<typeof CacheConfig>
 

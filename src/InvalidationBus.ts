@@ -34,6 +34,12 @@ export class InvalidationBus extends Context.Service<
      * when the store kept data from an earlier run, continuity cannot be shown.
      */
     readonly queueCreated: boolean
+    /**
+     * How long a message can stay invisible after a consumer that received it died without acknowledging it (a
+     * receive's wait plus the visibility timeout), in milliseconds: what a restart waits out before its backlog is
+     * complete.
+     */
+    readonly heldAtMostMs: number
     /** Publishes events to every other instance (batched where the transport can). */
     readonly publish: (events: ReadonlyArray<InvalidationEvent>) => Effect.Effect<void, BusError>
     /**

@@ -148,6 +148,12 @@ export class SeqTracker {
     return found
   }
 
+  /** Whether any tracked epoch has a seq missing (or, superseded, has not completed yet). */
+  missing(): boolean {
+    for (const state of this.epochs.values()) if (state.missingSince !== undefined) return true
+    return false
+  }
+
   /** What to keep across a restart: each live epoch's contiguous seq (and announced last seq), oldest first. */
   snapshot(): ReadonlyArray<EpochSnapshot> {
     const out: Array<EpochSnapshot> = []

@@ -64,6 +64,11 @@ export interface StoreGuard {
   ) => Effect.Effect<O>
   /** Whether an invalidation covering `key` is still pending: the store may hold a value it removed. */
   readonly isPending: (key: string) => boolean
+  /**
+   * Holds (true) or releases (false) every read: while held, reads miss without the store, as if everything were
+   * pending — for a store whose data predates invalidations not received yet (a restart catching up with its bus).
+   */
+  readonly holdReads: (held: boolean) => void
   readonly state: () => GuardState
 }
 
@@ -90,7 +95,9 @@ export const make = Effect.fnUntraced(function* (
   /** Open while something is pending: the retry fiber waits on it. */
   const somethingPending = yield* Latch.make(false)
 
-  const isPending = (key: string) => flushPending || (pending.size > 0 && pending.has(key))
+  /** Reads held while a restart catches up with its bus (see `holdReads`). */
+  let readsHeld = false
+  const isPending = (key: string) => readsHeld || flushPending || (pending.size > 0 && pending.has(key))
 
   const remember = (affected: Affected) => {
     const wasClear = !flushPending && pending.size === 0
@@ -288,6 +295,9 @@ export const make = Effect.fnUntraced(function* (
     get,
     write,
     isPending,
+    holdReads: (held) => {
+      readsHeld = held
+    },
     state: () => ({
       breaker: breaker.state,
       breakerOpened: breaker.opened,

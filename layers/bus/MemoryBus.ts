@@ -149,6 +149,7 @@ export const makeHub = (options: HubOptions): Effect.Effect<MemoryHub, never, Sc
         return InvalidationBus.of({
           instanceId,
           queueCreated: busOptions?.queueCreated ?? false,
+          heldAtMostMs: visibilityMs,
           publish: (events) =>
             Effect.forEach(
               events,

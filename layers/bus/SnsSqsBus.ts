@@ -239,6 +239,8 @@ export const make: (options: SnsSqsBusOptions) => Effect.Effect<SnsSqsBus, BusEr
     return {
       instanceId: options.instanceId,
       queueCreated: queue.fresh,
+      // A pre-provisioned queue's own visibility timeout is not read: the default is assumed for it.
+      heldAtMostMs: (settings.waitTimeSeconds + settings.visibility) * 1000,
       publish: SnsPublisher.make(clients.sns, topicArn),
       // `polls` receive loops at once, each batch as it arrives (an empty poll hands out nothing).
       deliveries: Stream.mergeAll(

@@ -24,11 +24,12 @@ export const layerAlwaysReady: Layer.Layer<Readiness> = Layer.succeed(
 )
 
 /**
- * Ready while `startupDone` answers true and the store answers a ping within `timeout` (default 1 s); otherwise not
- * ready, with the reason.
+ * Ready while `startupDone` answers true, `caughtUp` answers true (a restart has caught up with its peers' events)
+ * and the store answers a ping within `timeout` (default 1 s); otherwise not ready, with the reason.
  */
 export const layerReadinessFromStore = (options: {
   readonly startupDone?: Effect.Effect<boolean> | undefined
+  readonly caughtUp?: Effect.Effect<boolean> | undefined
   readonly timeout?: Duration.Input | undefined
 }): Layer.Layer<Readiness, never, CacheStore> =>
   Layer.effect(
@@ -36,9 +37,17 @@ export const layerReadinessFromStore = (options: {
     Effect.map(Effect.service(CacheStore), (store) => {
       const timeout = options.timeout ?? "1 second"
       const startupDone = options.startupDone ?? Effect.succeed(true)
+      const caughtUp = options.caughtUp ?? Effect.succeed(true)
+      const both = Effect.zip(startupDone, caughtUp)
       return Readiness.of({
-        check: Effect.flatMap(startupDone, (done): Effect.Effect<ReadinessStatus> => {
+        check: Effect.flatMap(both, ([done, current]): Effect.Effect<ReadinessStatus> => {
           if (!done) return Effect.succeed({ ready: false, reason: "startup warm-up has not finished" })
+          if (!current) {
+            return Effect.succeed({
+              ready: false,
+              reason: "catching up with the invalidations published while this instance was down"
+            })
+          }
           return store.ping.pipe(
             Effect.timeoutOrElse({
               duration: timeout,

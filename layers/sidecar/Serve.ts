@@ -12,6 +12,7 @@ import * as path from "node:path"
 import { spawnSync } from "node:child_process"
 import * as Cache from "../../effects/Cache.ts"
 import * as Stats from "../../effects/Stats.ts"
+import * as SyncConsumer from "../../effects/SyncConsumer.ts"
 import * as Warm from "../../effects/Warm.ts"
 import * as WarmSchedule from "../../effects/WarmSchedule.ts"
 import * as CacheConfig from "../../src/CacheConfig.ts"
@@ -97,7 +98,9 @@ export const busFromConfig = Effect.fnUntraced(function* (config: CacheConfig.Ca
     topicArn: Option.getOrUndefined(config.snsTopicArn),
     topicName: Option.getOrUndefined(config.snsTopicName),
     queueUrl: Option.getOrUndefined(config.sqsQueueUrl),
-    queuePrefix: config.sqsQueuePrefix
+    queuePrefix: config.sqsQueuePrefix,
+    waitTimeSeconds: config.sqsWaitSeconds,
+    visibilityTimeoutSeconds: config.sqsVisibilitySeconds
   })
 })
 
@@ -202,15 +205,6 @@ export const layer = Layer.unwrap(
     const store = StoreChoice.layer(choice)
     const bus = yield* busFromConfig(config, instanceId)
     const cacheOptions: Cache.CacheOptions = { defaultTtl: Duration.seconds(config.defaultTtlSeconds) }
-    // The synced cache provides a SyncConsumer, and its stats report it.
-    const instrumented =
-      bus === undefined
-        ? Stats.layerInstrumented({ instanceId }).pipe(
-            Layer.provideMerge(Cache.layer(cacheOptions).pipe(Layer.provideMerge(store)))
-          )
-        : Stats.layerInstrumentedSynced({ instanceId }).pipe(
-            Layer.provideMerge(CacheLayers.layerSynced({ store, bus, cache: cacheOptions }))
-          )
     // The built source is also the `InstanceSource` the REST API and the warm-ups load through.
     const source =
       service.source === "none"
@@ -220,9 +214,6 @@ export const layer = Layer.unwrap(
           )
     const startup = layerStartupWarm(service, config.defaultTtlSeconds)
     const scheduled = layerScheduledWarm(service, config.defaultTtlSeconds)
-    const readiness = Layer.unwrap(
-      Effect.map(Effect.service(StartupWarm), (warm) => Readiness.layerReadinessFromStore({ startupDone: warm.done }))
-    )
     const http = HttpServer.layer({
       host: service.httpHost,
       port: service.httpPort,
@@ -233,6 +224,30 @@ export const layer = Layer.unwrap(
       logRequests: logging.accessLog
     })
     const startupLine = ServeLog.layerStartupLine({ instanceId, store: choice, config, service })
+    const plain = Stats.layerInstrumented({ instanceId }).pipe(
+      Layer.provideMerge(Cache.layer(cacheOptions).pipe(Layer.provideMerge(store)))
+    )
+    const warmDone = Effect.map(Effect.service(StartupWarm), (warm) => warm.done)
+    const plainReadiness = Layer.unwrap(
+      Effect.map(warmDone, (startupDone) => Readiness.layerReadinessFromStore({ startupDone }))
+    )
+    // Synced: the stats report the consumer, and readiness also waits until a restart has caught up with its peers
+    // (the synced layer is one value, so providing it twice builds it once).
+    const synced =
+      bus === undefined
+        ? undefined
+        : Stats.layerInstrumentedSynced({ instanceId }).pipe(
+            Layer.provideMerge(CacheLayers.layerSynced({ store, bus, cache: cacheOptions }))
+          )
+    const instrumented = synced ?? plain
+    const readiness =
+      synced === undefined
+        ? plainReadiness
+        : Layer.unwrap(
+            Effect.zipWith(warmDone, Effect.service(SyncConsumer.SyncConsumer), (startupDone, consumer) =>
+              Readiness.layerReadinessFromStore({ startupDone, caughtUp: consumer.caughtUp })
+            )
+          ).pipe(Layer.provide(synced))
     return startupLine.pipe(
       Layer.provideMerge(http),
       Layer.provide(readiness),

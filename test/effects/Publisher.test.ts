@@ -16,6 +16,7 @@ const makeBus = Effect.gen(function* () {
   const bus = InvalidationBus.of({
     instanceId: "me",
     queueCreated: false,
+    heldAtMostMs: 30_000,
     publish: (events) =>
       Effect.gen(function* () {
         yield* Ref.update(calls, (n) => n + 1)

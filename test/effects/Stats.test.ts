@@ -190,7 +190,10 @@ describe("Stats.snapshot", () => {
 
   describe("the sync section", () => {
     const counts = { received: 5, applied: 3, duplicates: 1, own: 1, malformed: 0, deferred: 2, flushes: 0 }
-    const consumer = Layer.succeed(SyncConsumer, SyncConsumer.of({ stats: Effect.succeed(counts), check: Effect.void }))
+    const consumer = Layer.succeed(
+      SyncConsumer,
+      SyncConsumer.of({ stats: Effect.succeed(counts), check: Effect.void, caughtUp: Effect.succeed(true) })
+    )
     const cacheWithConsumer = Cache.layer().pipe(Layer.provideMerge(MemoryStore.layer), Layer.provideMerge(consumer))
     const snapshotFrom = (stats: Layer.Layer<Stats.Stats, never, Cache.Cache | CacheStore | SyncConsumer>) =>
       snapshot.pipe(
