@@ -8,6 +8,7 @@ import * as Cache from "../effects/Cache.ts"
 import type { CacheStore, CacheStoreError } from "../src/CacheStore.ts"
 import type { EmbeddedRedis, EmbeddedRedisConfig, RedisServerError } from "../src/EmbeddedRedis.ts"
 import * as EmbeddedRedisServer from "./store/EmbeddedRedisServer.ts"
+import * as PendingFile from "./store/PendingFile.ts"
 import * as RedisStore from "./store/RedisStore.ts"
 
 /** Options of the embedded composition. */
@@ -22,6 +23,8 @@ export const layerEmbedded = (
   options: EmbeddedOptions
 ): Layer.Layer<Cache.Cache | CacheStore | EmbeddedRedis, RedisServerError | CacheStoreError> =>
   Cache.layer(options.cache).pipe(
+    // Invalidations the store could not apply are recorded beside the data they guard, when it persists.
+    Layer.provide(PendingFile.layerFor(options.server)),
     Layer.provideMerge(RedisStore.layerEmbedded(options.store)),
     Layer.provideMerge(EmbeddedRedisServer.layer(options.server))
   )

@@ -10,6 +10,7 @@
  */
 import { Clock, Effect, Latch, Schedule, type Scope } from "effect"
 import { type CacheStore, CacheStoreError, isOutage } from "../../src/CacheStore.ts"
+import { PendingJournal, type PendingRecord } from "../../src/PendingJournal.ts"
 import type { Counters } from "./CacheCounters.ts"
 import { type BreakerState, CircuitBreaker } from "./CircuitBreaker.ts"
 
@@ -94,6 +95,13 @@ export const make = Effect.fnUntraced(function* (
   let flushPending = false
   /** Open while something is pending: the retry fiber waits on it. */
   const somethingPending = yield* Latch.make(false)
+  const journal = yield* PendingJournal
+  const recorded = (): PendingRecord | undefined =>
+    flushPending
+      ? { keys: [], everything: true }
+      : pending.size === 0
+        ? undefined
+        : { keys: [...pending], everything: false }
 
   /** Reads held while a restart catches up with its bus (see `holdReads`). */
   let readsHeld = false
@@ -111,13 +119,22 @@ export const make = Effect.fnUntraced(function* (
       }
     }
     somethingPending.openUnsafe()
+    // Recorded before the caller hears `Pending`, so it outlives this process.
+    const save = journal.save(recorded())
     return wasClear
-      ? Effect.logWarning("an invalidation could not be applied; it stays pending and is retried until it is").pipe(
-          Effect.annotateLogs({
-            affected: flushPending ? "everything" : typeof affected === "string" ? affected : `${affected.length} keys`
-          })
+      ? Effect.andThen(
+          save,
+          Effect.logWarning("an invalidation could not be applied; it stays pending and is retried until it is").pipe(
+            Effect.annotateLogs({
+              affected: flushPending
+                ? "everything"
+                : typeof affected === "string"
+                  ? affected
+                  : `${affected.length} keys`
+            })
+          )
         )
-      : Effect.void
+      : save
   }
 
   /** Applies what is pending: one delete of the pending keys, or a flush. Fails while the store refuses it. */
@@ -140,7 +157,7 @@ export const make = Effect.fnUntraced(function* (
   const settled = Effect.suspend(() => {
     if (flushPending || pending.size > 0) return Effect.succeed(false)
     somethingPending.closeUnsafe()
-    return Effect.as(Effect.logInfo("pending invalidations applied"), true)
+    return Effect.as(Effect.andThen(journal.save(undefined), Effect.logInfo("pending invalidations applied")), true)
   })
 
   // The retry runs whether or not the breaker opened: a store that restarted within the failure threshold, or one
@@ -151,6 +168,13 @@ export const make = Effect.fnUntraced(function* (
     Effect.forever,
     Effect.forkScoped
   )
+
+  // What a previous process could not apply is pending again: its store may have kept (persisted) what it removed.
+  const inherited = yield* journal.load
+  if (inherited !== undefined) {
+    yield* remember(inherited.everything ? "everything" : inherited.keys)
+    yield* Effect.logWarning("invalidations left pending by a previous run are applied before their keys are served")
+  }
 
   /** Invalidates what is pending, then closes the breaker; one caller at a time. */
   const recover = Effect.andThen(store.ping, applyPending).pipe(

@@ -22,6 +22,7 @@ import * as FileDataSource from "../source/FileDataSource.ts"
 import * as HttpDataSource from "../source/HttpDataSource.ts"
 import * as HttpServer from "../http/HttpServer.ts"
 import * as Readiness from "../http/Readiness.ts"
+import * as PendingFile from "../store/PendingFile.ts"
 import * as StoreChoice from "../store/StoreChoice.ts"
 import * as CliOutput from "./CliOutput.ts"
 import * as KeysFile from "./KeysFile.ts"
@@ -224,8 +225,10 @@ export const layer = Layer.unwrap(
       logRequests: logging.accessLog
     })
     const startupLine = ServeLog.layerStartupLine({ instanceId, store: choice, config, service })
+    // Invalidations the store could not apply are recorded beside the data they guard, when it persists.
+    const journal = choice._tag === "embedded" ? PendingFile.layerFor(choice.server) : Layer.empty
     const plain = Stats.layerInstrumented({ instanceId }).pipe(
-      Layer.provideMerge(Cache.layer(cacheOptions).pipe(Layer.provideMerge(store)))
+      Layer.provideMerge(Cache.layer(cacheOptions).pipe(Layer.provide(journal), Layer.provideMerge(store)))
     )
     const warmDone = Effect.map(Effect.service(StartupWarm), (warm) => warm.done)
     const plainReadiness = Layer.unwrap(
@@ -237,7 +240,9 @@ export const layer = Layer.unwrap(
       bus === undefined
         ? undefined
         : Stats.layerInstrumentedSynced({ instanceId }).pipe(
-            Layer.provideMerge(CacheLayers.layerSynced({ store, bus, cache: cacheOptions }))
+            Layer.provideMerge(
+              CacheLayers.layerSynced({ store, bus, cache: cacheOptions }).pipe(Layer.provide(journal))
+            )
           )
     const instrumented = synced ?? plain
     const readiness =

@@ -1,7 +1,10 @@
 import { assert, describe, it } from "@effect/vitest"
+import * as fs from "node:fs"
+import * as path from "node:path"
 import { Duration, Effect, Layer, Option, Schema } from "effect"
 import * as Cache from "../../effects/Cache.ts"
 import * as RedisCache from "../../layers/RedisCache.ts"
+import * as PendingFile from "../../layers/store/PendingFile.ts"
 import { CacheStore } from "../../src/CacheStore.ts"
 import { defaults, EmbeddedRedis, type EmbeddedRedisConfig } from "../../src/EmbeddedRedis.ts"
 import * as Poll from "../utils/Poll.ts"
@@ -144,6 +147,56 @@ describe("layerEmbedded", () => {
         embedded({ persistence: "aof", appendfsync: "always" }, { failureThreshold: 100 }, { commandTimeoutMs: 200 })
       )
     )
+  )
+
+  it.live("a restart applies the invalidations a previous run left pending before serving its AOF's data", () =>
+    Effect.gen(function* () {
+      const dir = yield* TempDir.make
+      const server = { ...defaults(dir), persistence: "aof", appendfsync: "always" } as const
+      const layer = RedisCache.layerEmbedded({ server }).pipe(Layer.fresh)
+      yield* Cache.Cache.use((cache) => cache.set("user:1", "old", { schema: Schema.String })).pipe(
+        Effect.provide(layer)
+      )
+      // As a run that died with the delete of user:1 still pending would have left it.
+      fs.writeFileSync(path.join(dir, PendingFile.fileName), JSON.stringify({ keys: ["user:1"], everything: false }))
+      yield* Effect.gen(function* () {
+        const cache = yield* Cache.Cache
+        const store = yield* CacheStore
+        assert.deepStrictEqual(yield* cache.get("user:1", Schema.String), Option.none())
+        yield* Poll.until(
+          Effect.map(cache.stats, (stats) => stats.pendingInvalidations === 0),
+          { timeoutMs: 10_000, what: "the inherited delete was applied" }
+        )
+        assert.isUndefined(yield* store.get("user:1"))
+        assert.isFalse(fs.existsSync(path.join(dir, PendingFile.fileName)), "the journal is cleared once applied")
+      }).pipe(Effect.provide(layer))
+    }).pipe(Effect.scoped)
+  )
+
+  it.live("records a delete the store could not apply in the data dir before answering Pending", () =>
+    Effect.gen(function* () {
+      const dir = yield* TempDir.make
+      const server = { ...defaults(dir), persistence: "aof", appendfsync: "always" } as const
+      yield* Effect.gen(function* () {
+        const cache = yield* Cache.Cache
+        const redis = yield* EmbeddedRedis
+        const pid = (yield* redis.pid)!
+        process.kill(pid, "SIGSTOP")
+        const outcome = yield* Effect.ensuring(
+          cache.delete("user:1"),
+          Effect.sync(() => process.kill(pid, "SIGCONT"))
+        )
+        assert.strictEqual(outcome._tag, "Pending")
+        const journal = JSON.parse(fs.readFileSync(path.join(dir, PendingFile.fileName), "utf8"))
+        assert.deepStrictEqual(journal, { keys: ["user:1"], everything: false })
+      }).pipe(
+        Effect.provide(
+          RedisCache.layerEmbedded({ server, cache: { failureThreshold: 100 }, store: { commandTimeoutMs: 200 } }).pipe(
+            Layer.fresh
+          )
+        )
+      )
+    }).pipe(Effect.scoped)
   )
 
   it.live("evicts under allkeys-lru and keeps used memory within the limit", () =>
