@@ -8,18 +8,20 @@ import { check, formatLine, linePattern } from "./checker.ts"
 import { runScenario, scenarios } from "./scenarios.ts"
 import { emptyHistory } from "./traffic.ts"
 
+/** A read by i1 of key k. */
+const read = (start: number, version: number) => ({
+  instance: "i1",
+  key: "k",
+  start,
+  end: start + 1,
+  status: 200,
+  version
+})
+
 describe("chaos suite", () => {
   it("the checker flags a read starting past the bound with an older version, and only that one", () => {
     const history = emptyHistory()
     history.obligations.push({ instance: "i0", key: "k", at: 1000, version: 3, kind: "delete" })
-    const read = (start: number, version: number) => ({
-      instance: "i1",
-      key: "k",
-      start,
-      end: start + 1,
-      status: 200,
-      version
-    })
     history.reads.push(read(500, 2), read(1500, 2), read(2500, 3), read(2600, 2))
     const verdict = check(history, 1000, ["i0", "i1"])
     assert.deepStrictEqual(

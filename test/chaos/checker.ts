@@ -56,17 +56,20 @@ export interface ScenarioResult {
   readonly status503: number
   readonly errors: number
   readonly restarts: number
+  /** Exits of a `serve` process the harness did not cause. */
+  readonly crashes: number
   readonly flushes: number
   readonly hostile: number
   readonly hostileBad: number
   readonly passed: boolean
 }
 
-/** Whether a scenario passed: no violation, no 5xx but store-down 503s, every hostile request a 4xx. */
+/** Whether a scenario passed: no violation, no crash, no 5xx but store-down 503s, every hostile request a 4xx. */
 export const passed = (result: Omit<ScenarioResult, "passed">): boolean =>
   result.skipped === undefined &&
   result.reads > 0 &&
   result.violations === 0 &&
+  result.crashes === 0 &&
   result.status5xx === result.status503 &&
   result.hostileBad === 0
 
@@ -84,6 +87,7 @@ export const formatLine = (result: ScenarioResult): string => {
     `5xx=${result.status5xx}(503=${result.status503})`,
     `errors=${result.errors}`,
     `restarts=${result.restarts}`,
+    `crashes=${result.crashes}`,
     `flushes=${result.flushes}`,
     ...(result.hostile > 0 ? [`hostile=${result.hostile}(non4xx=${result.hostileBad})`] : []),
     result.passed ? "PASS" : "FAIL"
@@ -100,4 +104,4 @@ export const summaryLine = (results: ReadonlyArray<ScenarioResult>): string =>
 
 /** Matches a well-formed scenario line (for the smoke test). */
 export const linePattern =
-  /^\S+\s+reads=\d+ writes=\d+ violations=\d+ max_stale_ms=(i\d+:\d+,?)+ bound_ms=\d+ 5xx=\d+\(503=\d+\) errors=\d+ restarts=\d+ flushes=\d+( hostile=\d+\(non4xx=\d+\))? (PASS|FAIL)$/
+  /^\S+\s+reads=\d+ writes=\d+ violations=\d+ max_stale_ms=(i\d+:\d+,?)+ bound_ms=\d+ 5xx=\d+\(503=\d+\) errors=\d+ restarts=\d+ crashes=\d+ flushes=\d+( hostile=\d+\(non4xx=\d+\))? (PASS|FAIL)$/

@@ -117,6 +117,8 @@ export interface Instance {
   output: string
   /** Boots of the process (the first one included). */
   boots: number
+  /** Exits the harness did not cause (a crash of `serve`), with their code or signal. */
+  readonly crashes: Array<string>
   /** Sync flushes counted by earlier boots, plus the last sample of the current one. */
   flushesBefore: number
   flushesNow: number
@@ -171,6 +173,8 @@ export const startCluster = async (options: {
 }): Promise<Cluster> => {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), `ec-chaos-${options.name}-`))
   const mounts: Array<string> = []
+  /** Processes the harness itself is stopping: their exits are not crashes. */
+  const stopping = new Set<ChildProcess>()
   const redisPids = new Set<number>()
   const children: Array<ChildProcess> = []
   const instances: Array<Instance> = []
@@ -191,6 +195,7 @@ export const startCluster = async (options: {
   }
 
   const abort = () => {
+    for (const child of children) stopping.add(child)
     for (const instance of instances) redisPid(instance)
     for (const child of children) if (child.pid !== undefined) signal(child.pid, "SIGKILL")
     for (const pid of redisPids) signal(pid, "SIGKILL")
@@ -209,6 +214,7 @@ export const startCluster = async (options: {
       redisPid(instance)
       const child = instance.process
       if (child?.pid === undefined) continue
+      stopping.add(child)
       signal(child.pid, "SIGTERM")
       const done = await Promise.race([exited(child).then(() => true), sleep(10_000).then(() => false)])
       if (!done) signal(child.pid, "SIGKILL")
@@ -280,6 +286,7 @@ export const startCluster = async (options: {
         process: undefined,
         output: "",
         boots: 0,
+        crashes: [],
         flushesBefore: 0,
         flushesNow: 0
       }
@@ -299,6 +306,9 @@ export const startCluster = async (options: {
     instance.flushesNow = 0
     child.stdout!.on("data", (chunk: Buffer) => void (instance.output += chunk.toString()))
     child.stderr!.on("data", (chunk: Buffer) => void (instance.output += chunk.toString()))
+    child.once("exit", (code, sig) => {
+      if (!stopping.has(child)) instance.crashes.push(`${instance.id} exited (${sig ?? code})`)
+    })
     await waitFor(
       `${instance.id} ready`,
       async () => {
@@ -318,6 +328,7 @@ export const startCluster = async (options: {
     const child = instance.process
     if (child?.pid === undefined) return
     redisPid(instance)
+    stopping.add(child)
     signal(child.pid, "SIGKILL")
     await exited(child)
     instance.process = undefined

@@ -55,6 +55,7 @@ for (const scenario of scenarios.filter((s) => wanted.length === 0 || wanted.inc
       status503: 0,
       errors: 0,
       restarts: 0,
+      crashes: 0,
       flushes: 0,
       hostile: 0,
       hostileBad: 0,

@@ -209,6 +209,7 @@ export const runScenario = async (
     status503: 0,
     errors: 0,
     restarts: 0,
+    crashes: 0,
     flushes: 0,
     hostile: 0,
     hostileBad: 0,
@@ -259,10 +260,13 @@ export const runScenario = async (
       status503: history.statuses.get(503) ?? 0,
       errors: history.errors,
       restarts: cluster.instances.reduce((sum, i) => sum + redisRestarts(i) + i.boots - 1, 0),
+      crashes: cluster.instances.reduce((sum, i) => sum + i.crashes.length, 0),
       flushes: cluster.instances.reduce((sum, i) => sum + i.flushesBefore + i.flushesNow, 0),
       hostile: history.hostile,
       hostileBad: history.hostileBad.length
     }
+    for (const error of history.errorSamples) log(`error: ${error}`)
+    for (const instance of cluster.instances) for (const crash of instance.crashes) log(`crash: ${crash}`)
     for (const bad of history.hostileBad.slice(0, 5)) log(`hostile request not answered with a 4xx: ${bad}`)
     return { ...result, passed: passed(result) }
   } finally {

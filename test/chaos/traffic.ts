@@ -34,8 +34,10 @@ export interface History {
   writes: number
   /** Status counts of every read and write answer. */
   readonly statuses: Map<number, number>
-  /** Requests that got no HTTP answer (connection refused, timeout). */
+  /** Requests that got no HTTP answer (connection refused, timeout) or an answer the harness could not read. */
   errors: number
+  /** The first few of those errors, for the verbose log. */
+  readonly errorSamples: Array<string>
   hostile: number
   /** Hostile requests not answered with a 4xx, with a sample of what they got. */
   readonly hostileBad: Array<string>
@@ -48,6 +50,7 @@ export const emptyHistory = (): History => ({
   writes: 0,
   statuses: new Map(),
   errors: 0,
+  errorSamples: [],
   hostile: 0,
   hostileBad: []
 })
@@ -63,6 +66,14 @@ export type Rotation = Set<string>
 
 const onInstances = (cluster: Cluster, rotation: Rotation): ReadonlyArray<Instance> =>
   cluster.instances.filter((instance) => rotation.has(instance.id) && instance.process !== undefined)
+
+const failed = (history: History, what: string, error: unknown) => {
+  history.errors += 1
+  if (history.errorSamples.length < 5) {
+    const cause = (error as { cause?: unknown }).cause
+    history.errorSamples.push(`${what}: ${String(error)}${cause === undefined ? "" : ` (${String(cause)})`}`)
+  }
+}
 
 const count = (history: History, status: number) =>
   history.statuses.set(status, (history.statuses.get(status) ?? 0) + 1)
@@ -102,8 +113,8 @@ const reader = (cluster: Cluster, rotation: Rotation, history: History, deadline
       count(history, response.status)
       const version = response.status === 200 ? versionOf((JSON.parse(text) as { value: unknown }).value) : undefined
       history.reads.push({ instance: instance.id, key, start, end, status: response.status, version })
-    } catch {
-      history.errors += 1
+    } catch (error) {
+      failed(history, `GET ${key} on ${instance.id}`, error)
     }
   })
 
@@ -134,8 +145,8 @@ const issue = async (
     if (response.status === 200) {
       for (const [key, version] of bumped) history.obligations.push({ instance: instance.id, key, at, version, kind })
     }
-  } catch {
-    history.errors += 1
+  } catch (error) {
+    failed(history, `${kind} ${path} on ${instance.id}`, error)
   }
 }
 
