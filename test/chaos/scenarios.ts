@@ -86,13 +86,19 @@ const redisKill =
     }
   }
 
-/** SIGSTOPs the fauxqs process for 4 s, once, a third into the run. */
+/** How long the bus outage scenario keeps fauxqs stopped. */
+const busOutageMs = 4000
+
+/**
+ * SIGSTOPs the fauxqs process for `busOutageMs`, once, a third into the run. An invalidation the bus accepted just
+ * before it froze cannot reach the peers until it resumes, so this scenario's bound is the outage plus the lag.
+ */
 const busOutage = async (context: FaultContext): Promise<void> => {
-  if (!(await until(context, context.started + (context.deadline - context.started) / 3, 4000))) return
+  if (!(await until(context, context.started + (context.deadline - context.started) / 3, busOutageMs))) return
   context.log(`SIGSTOP fauxqs ${context.cluster.fauxqsPid}`)
   signal(context.cluster.fauxqsPid, "SIGSTOP")
   try {
-    await sleep(4000)
+    await sleep(busOutageMs)
   } finally {
     signal(context.cluster.fauxqsPid, "SIGCONT")
     context.log("SIGCONT fauxqs")
@@ -162,7 +168,7 @@ export const scenarios: ReadonlyArray<Scenario> = [
   { name: "redis-kill", boundMs: 1000, instances: plain, fault: redisKill(false) },
   { name: "redis-kill-aof", boundMs: 1000, instances: aof, fault: redisKill(false) },
   { name: "redis-kill-aof-offload", boundMs: 1000, instances: aof, fault: redisKill(true) },
-  { name: "bus-outage", boundMs: 1000, instances: plain, fault: busOutage },
+  { name: "bus-outage", boundMs: 1000 + busOutageMs, instances: plain, fault: busOutage },
   { name: "instance-restart-aof", boundMs: 1000, instances: aof, fault: instanceRestart },
   { name: "redis-stop", boundMs: 1000, instances: plain, fault: redisStop },
   {
