@@ -76,13 +76,7 @@ describe("the README's TypeScript examples", () => {
         const { stdout } = await promisify(execFile)(process.execPath, [path.join(root, file)], {
           cwd,
           timeout: 30_000,
-          env: {
-            ...process.env,
-            AWS_ENDPOINT_URL: bus!.endpoint,
-            AWS_REGION: bus!.region,
-            AWS_ACCESS_KEY_ID: bus!.credentials.accessKeyId,
-            AWS_SECRET_ACCESS_KEY: bus!.credentials.secretAccessKey
-          }
+          env: { ...process.env, ...Fauxqs.awsEnv(bus!) }
         })
         expect(stdout).toContain(expected)
       } finally {

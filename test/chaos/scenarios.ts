@@ -7,6 +7,7 @@ import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
+import * as Disk from "../utils/Disk.ts"
 import {
   type Cluster,
   type Instance,
@@ -144,15 +145,7 @@ const diskFull = async (context: FaultContext): Promise<void> => {
   const span = context.deadline - context.started
   if (!(await until(context, context.started + span / 4, span / 3))) return
   const filler = path.join(instance.dataDir, "filler")
-  const fd = fs.openSync(filler, "w")
-  const chunk = Buffer.alloc(256 * 1024)
-  try {
-    for (;;) fs.writeSync(fd, chunk)
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ENOSPC") throw error
-  } finally {
-    fs.closeSync(fd)
-  }
+  Disk.fillUp(filler)
   context.log(`disk of ${instance.id} full`)
   try {
     await sleep(span / 3)

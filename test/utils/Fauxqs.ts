@@ -36,3 +36,11 @@ export const make = (options: { readonly region?: string } = {}) =>
       credentials: { accessKeyId: "test", secretAccessKey: "test" }
     }))
   )
+
+/** The AWS SDK environment that points a `serve` process (or any SDK client) at `fauxqs`. */
+export const awsEnv = (fauxqs: Fauxqs): Record<string, string> => ({
+  AWS_ENDPOINT_URL: fauxqs.endpoint,
+  AWS_REGION: fauxqs.region,
+  AWS_ACCESS_KEY_ID: fauxqs.credentials.accessKeyId,
+  AWS_SECRET_ACCESS_KEY: fauxqs.credentials.secretAccessKey
+})

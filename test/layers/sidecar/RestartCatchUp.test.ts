@@ -37,10 +37,7 @@ describe("a restart catching up with its peers", () => {
         CACHE_SQS_VISIBILITY_TIMEOUT: "3",
         CACHE_SOURCE: "http",
         CACHE_SOURCE_URL: sourceUrl,
-        AWS_ENDPOINT_URL: fauxqs.endpoint,
-        AWS_REGION: fauxqs.region,
-        AWS_ACCESS_KEY_ID: fauxqs.credentials.accessKeyId,
-        AWS_SECRET_ACCESS_KEY: fauxqs.credentials.secretAccessKey
+        ...Fauxqs.awsEnv(fauxqs)
       })
       const a = yield* ServeProcess.start(env("a", "memory"))
       const first = yield* ServeProcess.start(env("b", "embedded"))

@@ -58,10 +58,7 @@ describe("embedded-cache serve", () => {
           CACHE_SNS_TOPIC_NAME: "serve-test",
           CACHE_SOURCE: "http",
           CACHE_SOURCE_URL: sourceUrl,
-          AWS_ENDPOINT_URL: fauxqs.endpoint,
-          AWS_REGION: fauxqs.region,
-          AWS_ACCESS_KEY_ID: fauxqs.credentials.accessKeyId,
-          AWS_SECRET_ACCESS_KEY: fauxqs.credentials.secretAccessKey
+          ...Fauxqs.awsEnv(fauxqs)
         })
         const [a, b] = yield* Effect.all([ServeProcess.start(env("a")), ServeProcess.start(env("b"))], {
           concurrency: 2

@@ -14,6 +14,7 @@ import * as Cache from "../../../effects/Cache.ts"
 import * as RedisCache from "../../../layers/RedisCache.ts"
 import { CacheStore } from "../../../src/CacheStore.ts"
 import { defaults } from "../../../src/EmbeddedRedis.ts"
+import * as Disk from "../../utils/Disk.ts"
 import * as Poll from "../../utils/Poll.ts"
 
 /** A small tmpfs mounted on a fresh temp dir, unmounted and removed when the scope closes. */
@@ -34,15 +35,7 @@ const smallDisk = Effect.acquireRelease(
 const fillDisk = (dir: string) =>
   Effect.sync(() => {
     const file = path.join(dir, "filler")
-    const chunk = Buffer.alloc(64 * 1024)
-    const fd = fs.openSync(file, "w")
-    try {
-      for (;;) fs.writeSync(fd, chunk)
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "ENOSPC") throw error
-    } finally {
-      fs.closeSync(fd)
-    }
+    Disk.fillUp(file)
     return file
   })
 
