@@ -134,6 +134,8 @@ export interface Cluster {
   readonly start: (instance: Instance) => Promise<void>
   /** SIGKILLs an instance's process and waits until it exited. */
   readonly kill: (instance: Instance) => Promise<void>
+  /** SIGTERMs an instance's process (a graceful stop) and waits until it exited. */
+  readonly stop: (instance: Instance) => Promise<void>
   /** The pid of an instance's redis-server, from `<data dir>/redis.pid`. */
   readonly redisPid: (instance: Instance) => number | undefined
   /** Stops everything: instances (SIGTERM, then SIGKILL), fauxqs, leftover redis-servers; unmounts tmpfs. */
@@ -271,6 +273,9 @@ export const startCluster = async (options: {
         CACHE_BUS: "sns-sqs",
         CACHE_SNS_TOPIC_NAME: `chaos-${options.name}`,
         CACHE_SQS_QUEUE_PREFIX: "chaos",
+        // Short receive waits and visibility, so a restart's catch-up window (their sum) fits a scenario.
+        CACHE_SQS_WAIT_SECONDS: "2",
+        CACHE_SQS_VISIBILITY_TIMEOUT: "5",
         CACHE_SOURCE: "http",
         CACHE_SOURCE_URL: source.url,
         AWS_ENDPOINT_URL: endpoint,
@@ -324,15 +329,17 @@ export const startCluster = async (options: {
     redisPid(instance)
   }
 
-  const kill = async (instance: Instance) => {
+  const end = async (instance: Instance, how: NodeJS.Signals) => {
     const child = instance.process
     if (child?.pid === undefined) return
     redisPid(instance)
     stopping.add(child)
-    signal(child.pid, "SIGKILL")
+    signal(child.pid, how)
     await exited(child)
     instance.process = undefined
   }
+  const kill = (instance: Instance) => end(instance, "SIGKILL")
+  const stop = (instance: Instance) => end(instance, "SIGTERM")
 
   try {
     await Promise.all(instances.map(start))
@@ -340,7 +347,7 @@ export const startCluster = async (options: {
     await close()
     throw error
   }
-  return { work, source: source!, fauxqsPid: fauxqs!.pid!, instances, start, kill, redisPid, close, abort }
+  return { work, source: source!, fauxqsPid: fauxqs!.pid!, instances, start, kill, stop, redisPid, close, abort }
 }
 
 /** Counts the supervisor's "restarting" lines in an instance's output: redis-server deaths it recovered from. */
