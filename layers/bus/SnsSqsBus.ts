@@ -46,6 +46,13 @@ export interface SnsSqsBusOptions extends AwsCalls.AwsClientOptions {
   readonly heartbeatInterval?: Duration.Input | undefined
   /** Extra tags of created queues (the `embedded-cache:*` tags are always set and take precedence). */
   readonly tags?: Readonly<Record<string, string>> | undefined
+  /**
+   * Keep a created queue (and its subscription and DLQ) when the layer closes, so the next start of this instance
+   * adopts it with the events published meanwhile — what an instance that persists its data needs to resume
+   * without a flush. A queue of an instance that never comes back is removed by `sweepOrphanQueues` once its
+   * heartbeat is old. Default false: a created queue is deleted at shutdown.
+   */
+  readonly keepQueue?: boolean | undefined
 }
 
 type BusService = InvalidationBus["Service"]
@@ -169,7 +176,8 @@ const queueOf = Effect.fnUntraced(function* (
     prefix: settings.prefix,
     visibility: settings.visibility,
     maxReceiveCount: settings.maxReceiveCount,
-    tags: options.tags
+    tags: options.tags,
+    keepQueue: options.keepQueue ?? false
   })
   yield* SqsQueue.heartbeat(clients.sqs, queue.queueUrl, settings.heartbeatInterval)
   return queue

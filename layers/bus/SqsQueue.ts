@@ -137,6 +137,8 @@ export interface ProvisionSettings {
   readonly visibility: number
   readonly maxReceiveCount: number
   readonly tags: Readonly<Record<string, string>> | undefined
+  /** Keep a queue created here when the scope closes (an instance that will resume from it after a restart). */
+  readonly keepQueue: boolean
 }
 
 /** Finds or creates the DLQ of the queue `name` (before the queue, so it never lacks its redrive target). */
@@ -154,7 +156,8 @@ const ensureDlq = (sqs: SQSClient, name: string, instance: string, now: string) 
 
 /**
  * Finds or creates the instance's queue and DLQ, sets their attributes and subscribes the queue; in the scope's
- * finalizer, a queue created here is unsubscribed and deleted with its DLQ (an adopted one is left alone).
+ * finalizer, a queue created here is unsubscribed and deleted with its DLQ (an adopted one is left alone), unless
+ * `keepQueue`: an instance that persists its data keeps its queue, so a restart resumes from its backlog.
  */
 export const provision = Effect.fnUntraced(function* (
   { sns, sqs }: AwsCalls.Clients,
@@ -167,7 +170,7 @@ export const provision = Effect.fnUntraced(function* (
   const existingUrl = yield* AwsCalls.getQueueUrl(sqs, name)
   const created = existingUrl === undefined
   const cleanup = (what: string, effect: Effect.Effect<void, BusError>) =>
-    created
+    created && !settings.keepQueue
       ? effect.pipe(Effect.catch((error) => Effect.logWarning(`could not ${what} at shutdown: ${error.message}`)))
       : Effect.void
 

@@ -101,7 +101,9 @@ export const busFromConfig = Effect.fnUntraced(function* (config: CacheConfig.Ca
     queueUrl: Option.getOrUndefined(config.sqsQueueUrl),
     queuePrefix: config.sqsQueuePrefix,
     waitTimeSeconds: config.sqsWaitSeconds,
-    visibilityTimeoutSeconds: config.sqsVisibilitySeconds
+    visibilityTimeoutSeconds: config.sqsVisibilitySeconds,
+    // An instance that persists its data resumes from its queue's backlog after a restart, without a flush.
+    keepQueue: config.persistence !== "none"
   })
 })
 
