@@ -1,6 +1,7 @@
 /**
  * The read side of the cache: lookups, and loads on a miss. `getOrLoad` is cache-aside with one load per key per
- * instance at a time (callers of a key in flight join it through `SingleFlight`) and a fenced fill (`FencedFill`);
+ * instance at a time (callers of a key in flight join it through `SingleFlight` before asking the store) and a
+ * fenced fill (`FencedFill`);
  * `getMany` reads every key in one MGET and loads the misses in one `DataSource.loadMany` batch, joining loads
  * already in flight. A miss on a failing store (or an open breaker) answers from the loader. With an `L1`, `get`,
  * `getOrLoad` and `readEntry` answer its live entries without the store; a store hit (read with its TTL) and a
@@ -188,13 +189,36 @@ export const make = (deps: LoadingDeps) => {
     const invalid = invalidKey(key)
     if (invalid !== undefined) return Effect.fail(invalid)
     const codec = codecFor(options.schema)
-    return lookup(key, codec, hitValue, () => {
-      counters.misses++
-      const inFlight = flights.get(key)
-      if (inFlight === undefined) return lead(key, load, codec, options)
-      counters.sharedLoads++
-      return join(inFlight, codec, () => lead(key, load, codec, options))
+    const entry = nearEntry(key)
+    if (entry !== undefined) {
+      const value = fromEntry(entry, codec)
+      if (Exit.isSuccess(value)) return hitValue(value.value)
+    }
+    // A key whose load is in flight here is joined before the store is asked: a pile-up on a cold key costs one
+    // store read (the leader's), not one per caller. An invalidation unregisters the flight, so no caller arriving
+    // after it joins a load that may be stale.
+    const inFlight = flights.get(key)
+    if (inFlight !== undefined) return joinFlight(key, inFlight, load, codec, options)
+    return storeLookup(key, codec, hitValue, () => {
+      const raced = flights.get(key)
+      if (raced === undefined) {
+        counters.misses++
+        return lead(key, load, codec, options)
+      }
+      return joinFlight(key, raced, load, codec, options)
     })
+  }
+
+  const joinFlight = <A, E, R>(
+    key: string,
+    flight: Flight,
+    load: Effect.Effect<A, E, R>,
+    codec: Codec<A>,
+    options: LoadOptions<A>
+  ): Effect.Effect<A, E, R> => {
+    counters.misses++
+    counters.sharedLoads++
+    return join(flight, codec, () => lead(key, load, codec, options))
   }
 
   /** The stored values of `keys` (one MGET) and the keys that missed. */

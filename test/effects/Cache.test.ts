@@ -56,6 +56,27 @@ describe("Cache.getOrLoad", () => {
     }).pipe(provideFresh)
   )
 
+  it.effect("lets a caller of a key whose load is in flight join it without a store round trip", () =>
+    Effect.gen(function* () {
+      const cache = yield* Cache.Cache
+      const control = yield* FlakyStore.FlakyControl
+      const loader = yield* Loaders.gated(ada)
+      const leader = yield* Effect.forkChild(cache.getOrLoad("user:1", loader.load, { schema: User }))
+      yield* Deferred.await(loader.started)
+      const calls = yield* control.calls
+      const joiners = yield* Effect.forEach(Array.from({ length: 10 }), () =>
+        Effect.forkChild(cache.getOrLoad("user:1", loader.load, { schema: User }))
+      )
+      yield* awaitJoiners(cache, 10)
+      assert.strictEqual(yield* control.calls, calls, "the joiners did not read the store")
+      yield* loader.open
+      for (const fiber of [leader, ...joiners]) assert.deepStrictEqual(yield* Fiber.join(fiber), ada)
+      assert.strictEqual(loader.runs(), 1)
+      const stats = yield* cache.stats
+      assert.strictEqual(stats.misses, 11)
+    }).pipe(Effect.provide(Cache.layer().pipe(Layer.provideMerge(FlakyStore.layer(MemoryStore.layer)), Layer.fresh)))
+  )
+
   it.effect("gives a caller joining another caller's load the value decoded with its own schema", () =>
     Effect.gen(function* () {
       const cache = yield* Cache.Cache
