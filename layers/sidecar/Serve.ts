@@ -183,7 +183,10 @@ export const layer = Layer.unwrap(
     yield* Effect.annotateLogsScoped({ instance: instanceId })
     const store = yield* storeFromConfig(config, instanceId)
     const bus = yield* busFromConfig(config, instanceId)
-    const cacheOptions: Cache.CacheOptions = { defaultTtl: Duration.seconds(config.defaultTtlSeconds) }
+    const cacheOptions: Cache.CacheOptions = {
+      defaultTtl: Duration.seconds(config.defaultTtlSeconds),
+      l1: CacheConfig.l1Options(config)
+    }
     // The synced cache provides a SyncConsumer, and its stats report it.
     const instrumented =
       bus === undefined
