@@ -50,6 +50,11 @@ export interface CacheOptions {
   readonly scanCount?: number | undefined
   /** An in-process near-cache of string entries in front of the store; none when absent (or `maxEntries` is 0). */
   readonly l1?: L1Options | undefined
+  /**
+   * For the property tests only: breaks one coherence rule on purpose (a loaded value enters the L1 before its
+   * fenced fill), so a test can show the property catches it. Never set it otherwise.
+   */
+  readonly brokenForTests?: { readonly l1FillBeforeFence?: boolean } | undefined
 }
 
 /** The bounds of the L1. */
@@ -266,7 +271,10 @@ export const make = Effect.fnUntraced(function* (options: CacheOptions = {}, pub
           maxBytes: options.l1.maxBytes,
           ttlMs: Ttl.toMillis(options.l1.ttl)
         })
-  const loading = Loading.make({ store, guard, entries, counters, flights, fills, scope, writeOptions, l1, now })
+  const loading = Loading.make({
+    ...{ store, guard, entries, counters, flights, fills, scope, writeOptions, l1, now },
+    l1FillBeforeFence: options.brokenForTests?.l1FillBeforeFence === true
+  })
 
   /** Publishes a key invalidation after `effect`, when there are peers to tell. */
   const announceKey = <A, E>(key: string, effect: Effect.Effect<A, E>): Effect.Effect<A, E> =>

@@ -38,6 +38,8 @@ export interface LoadingDeps {
   readonly l1: L1 | undefined
   /** The cache's clock (epoch ms). */
   readonly now: () => number
+  /** Test-only: a loaded value enters the L1 before its fenced fill (a broken rule the property tests must catch). */
+  readonly l1FillBeforeFence?: boolean | undefined
 }
 
 const noTags: ReadonlyArray<string> = []
@@ -166,7 +168,17 @@ export const make = (deps: LoadingDeps) => {
         : (text: string, value: A, sentAt: number) => {
             if (!guard.isPending(key)) l1.admit(key, stamp, text, value, codec, tags, write.ttlMs ?? -1, sentAt)
           }
-    const run = fills.loadAndFill(key, load, codec, write, onFilled).pipe(
+    const loaded =
+      l1 !== undefined && deps.l1FillBeforeFence === true
+        ? Effect.map(load, (value) => {
+            const text = codec.encode(value)
+            if (Exit.isSuccess(text)) {
+              l1.admit(key, l1.begin(), text.value, value, codec, tags, write.ttlMs ?? -1, now())
+            }
+            return value
+          })
+        : load
+    const run = fills.loadAndFill(key, loaded, codec, write, onFilled).pipe(
       Effect.onExit((exit) => {
         flights.end(key, flight)
         return Deferred.done(
