@@ -19,7 +19,7 @@ import { type Codec, codecFor } from "./Codec.ts"
 import type { FencedFill } from "./FencedFill.ts"
 import { invalidKey } from "./Invalidation.ts"
 import type { Entry, L1 } from "./L1.ts"
-import { type Flight, type Shared, type SingleFlight, valueFor } from "./SingleFlight.ts"
+import { type Flight, type Reading, type Shared, type SingleFlight, valueFor } from "./SingleFlight.ts"
 import type { StoredEntry } from "./StoredEntry.ts"
 import type { StoreGuard } from "./StoreGuard.ts"
 
@@ -154,10 +154,11 @@ export const make = (deps: LoadingDeps) => {
     key: string,
     load: Effect.Effect<A, E, R>,
     codec: Codec<A>,
-    options: LoadOptions<A>
+    options: LoadOptions<A>,
+    attached?: Flight | undefined
   ): Effect.Effect<A, E, R> => {
     const tags = options.tags ?? noTags
-    const flight = flights.start(key, tags)
+    const flight = attached ?? flights.start(key, tags)
     const write = writeOptions(options.ttl, options.tags)
     const stamp = l1 === undefined ? 0 : l1.begin()
     // A fill enters the L1 only once the store took it (a fenced fill never does), unless the key was invalidated
@@ -211,14 +212,46 @@ export const make = (deps: LoadingDeps) => {
     // after it joins a load that may be stale.
     const inFlight = flights.get(key)
     if (inFlight !== undefined) return joinFlight(key, inFlight, load, codec, options)
-    return storeLookup(key, codec, hitValue, () => {
-      const raced = flights.get(key)
-      if (raced === undefined) {
+    const reading = flights.reading(key)
+    if (reading !== undefined) {
+      reading.flight ??= flights.start(key, options.tags ?? noTags)
+      return joinFlight(key, reading.flight, load, codec, options)
+    }
+    const mine = flights.beginRead(key)
+    return storeLookup(
+      key,
+      codec,
+      (value) => {
+        answered(key, mine)
+        if (mine.flight !== undefined) {
+          flights.end(key, mine.flight)
+          Deferred.doneUnsafe(mine.flight.result, Exit.succeed(Option.some<Shared>({ value, codec })))
+        }
+        return hitValue(value)
+      },
+      () => {
+        answered(key, mine)
+        const raced = flights.get(key)
+        if (raced !== undefined && raced !== mine.flight) return joinFlight(key, raced, load, codec, options)
         counters.misses++
-        return lead(key, load, codec, options)
+        return lead(key, load, codec, options, mine.flight)
       }
-      return joinFlight(key, raced, load, codec, options)
-    })
+    ).pipe(Effect.onInterrupt(() => Effect.sync(() => abandoned(key, mine))))
+  }
+
+  const answered = (key: string, reading: Reading) => {
+    reading.answered = true
+    flights.endRead(key, reading)
+  }
+
+  /** The reader was interrupted before its read answered: the callers waiting for it go on without it. */
+  const abandoned = (key: string, reading: Reading) => {
+    if (reading.answered) return
+    flights.endRead(key, reading)
+    if (reading.flight !== undefined) {
+      flights.end(key, reading.flight)
+      Deferred.doneUnsafe(reading.flight.result, Exit.succeed(Option.none()))
+    }
   }
 
   const joinFlight = <A, E, R>(
