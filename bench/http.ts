@@ -121,6 +121,7 @@ export const runHttp = async (socket: string) => {
     CACHE_BUS: "none",
     CACHE_SOURCE: "none",
     CACHE_LOG_LEVEL: "warn",
+    CACHE_ACCESS_LOG: "false",
     CACHE_INSTANCE_ID: l1 ? "bench-sidecar-l1" : "bench-sidecar",
     CACHE_DATA_DIR: dataDir,
     CACHE_L1_MAX_ENTRIES: l1 ? "10000" : "0"
