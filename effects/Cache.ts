@@ -24,7 +24,7 @@ import type { BreakerState } from "./internal/CircuitBreaker.ts"
 import { codecFor } from "./internal/Codec.ts"
 import * as FencedFill from "./internal/FencedFill.ts"
 import * as Invalidation from "./internal/Invalidation.ts"
-import { L1 } from "./internal/L1.ts"
+import * as L1 from "./internal/L1.ts"
 import * as Loading from "./internal/Loading.ts"
 import { SingleFlight } from "./internal/SingleFlight.ts"
 import * as StoredEntry from "./internal/StoredEntry.ts"
@@ -263,18 +263,10 @@ export const make = Effect.fnUntraced(function* (options: CacheOptions = {}, pub
       ? defaultWriteOptions
       : { ttlMs: ttl === undefined ? defaultTtlMs : Ttl.toMillis(ttl), tags }
 
-  const l1 =
-    options.l1 === undefined || options.l1.maxEntries <= 0
-      ? undefined
-      : new L1({
-          maxEntries: options.l1.maxEntries,
-          maxBytes: options.l1.maxBytes,
-          ttlMs: Ttl.toMillis(options.l1.ttl)
-        })
-  const loading = Loading.make({
-    ...{ store, guard, entries, counters, flights, fills, scope, writeOptions, l1, now },
-    l1FillBeforeFence: options.brokenForTests?.l1FillBeforeFence === true
-  })
+  const l1 = L1.make(options.l1 && { ...options.l1, ttlMs: Ttl.toMillis(options.l1.ttl) })
+  const l1FillBeforeFence = options.brokenForTests?.l1FillBeforeFence === true
+  const deps = { store, guard, entries, counters, flights, fills, scope, writeOptions, l1, now, l1FillBeforeFence }
+  const loading = Loading.make(deps)
 
   /** Publishes a key invalidation after `effect`, when there are peers to tell. */
   const announceKey = <A, E>(key: string, effect: Effect.Effect<A, E>): Effect.Effect<A, E> =>
@@ -290,16 +282,7 @@ export const make = Effect.fnUntraced(function* (options: CacheOptions = {}, pub
     onFailed: (error: CacheStoreError) => O
   ) => {
     flights.fence(key)
-    const guarded = guard.write(key, write, onWritten, onFailed)
-    if (l1 === undefined) return announceKey(key, guarded)
-    l1.invalidateKey(key)
-    return announceKey(
-      key,
-      Effect.ensuring(
-        guarded,
-        Effect.sync(() => l1.invalidateKey(key))
-      )
-    )
+    return announceKey(key, L1.removingKey(l1, key, guard.write(key, write, onWritten, onFailed)))
   }
 
   const structuredWrite = (
@@ -346,13 +329,7 @@ export const make = Effect.fnUntraced(function* (options: CacheOptions = {}, pub
     invalidateLocally,
     flushLocally: Effect.suspend(() => {
       flights.clear()
-      const flushed = guard.write("everything", store.flush, toWritten, notWritten)
-      if (l1 === undefined) return flushed
-      l1.clear()
-      return Effect.ensuring(
-        flushed,
-        Effect.sync(() => l1.clear())
-      )
+      return L1.removingAll(l1, guard.write("everything", store.flush, toWritten, notWritten))
     }).pipe(Effect.asVoid),
     stats: Effect.sync(() => ({
       ...counters,

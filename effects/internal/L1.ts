@@ -9,6 +9,7 @@
  * stamp when it starts (`begin`) and its result enters only if no invalidation covering its key happened since
  * (`admit`), so a read that raced an invalidation never brings the old value back.
  */
+import { Effect } from "effect"
 import * as Glob from "../../src/Glob.ts"
 import type { Target } from "../../src/InvalidationEvent.ts"
 import type { Codec } from "./Codec.ts"
@@ -261,3 +262,34 @@ export class L1 {
     if (this.tail === undefined) this.tail = entry
   }
 }
+
+/** The L1 `options` describe; none when absent or when `maxEntries` is 0. */
+export const make = (options: L1Options | undefined): L1 | undefined =>
+  options === undefined || options.maxEntries <= 0 ? undefined : new L1(options)
+
+/**
+ * `write` of `key`, with the key removed from the L1 before it runs and again once it is done (so a read that raced
+ * the write and read the old value leaves nothing behind); `write` itself without an L1.
+ */
+export const removingKey = <A>(l1: L1 | undefined, key: string, write: Effect.Effect<A>): Effect.Effect<A> =>
+  l1 === undefined
+    ? write
+    : Effect.suspend(() => {
+        l1.invalidateKey(key)
+        return Effect.ensuring(
+          write,
+          Effect.sync(() => l1.invalidateKey(key))
+        )
+      })
+
+/** `flush`, with the L1 emptied before it runs and again once it is done; `flush` itself without an L1. */
+export const removingAll = <A>(l1: L1 | undefined, flush: Effect.Effect<A>): Effect.Effect<A> =>
+  l1 === undefined
+    ? flush
+    : Effect.suspend(() => {
+        l1.clear()
+        return Effect.ensuring(
+          flush,
+          Effect.sync(() => l1.clear())
+        )
+      })
