@@ -130,6 +130,8 @@ export const make = (deps: LoadingDeps) => {
   ): Effect.Effect<B, E, R> => {
     const entry = nearEntry(key)
     if (entry !== undefined) {
+      // The schema that decoded it: the value as is, with no allocation.
+      if (entry.codec === codec) return onHit(entry.value as A)
       const value = fromEntry(entry, codec)
       if (Exit.isSuccess(value)) return onHit(value.value)
     }
@@ -204,6 +206,7 @@ export const make = (deps: LoadingDeps) => {
     const codec = codecFor(options.schema)
     const entry = nearEntry(key)
     if (entry !== undefined) {
+      if (entry.codec === codec) return hitValue(entry.value as A)
       const value = fromEntry(entry, codec)
       if (Exit.isSuccess(value)) return hitValue(value.value)
     }
