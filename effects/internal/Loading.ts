@@ -49,7 +49,7 @@ const missing: ReadResult = { _tag: "Missing" }
 
 /**
  * The value of an L1 entry for a caller with `codec`: as is when that codec decoded it, else its text decoded with
- * `codec` (kept on the entry when no codec had decoded it yet); undefined when it does not decode.
+ * `codec` (kept on the entry when no codec had decoded it yet); a failure when it does not decode.
  */
 const fromEntry = <A>(entry: Entry, codec: Codec<A>): Exit.Exit<A, unknown> => {
   if (entry.codec === codec) return Exit.succeed(entry.value as A)
