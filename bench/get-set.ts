@@ -1,11 +1,14 @@
 /**
- * Throughput of embedded-cache `get`, `getOrLoad` (hit path) and `set` against raw ioredis GET/SET, on one embedded
- * redis-server, in one run: 1 KB JSON string values, 256 operations in flight in a closed loop, a unix socket, and
- * alternating rounds after a warm-up. Read the ratios (embedded-cache ops/s ÷ raw ops/s, median of per-round ratios),
- * not the absolute numbers: the machine is shared, and both sides pay the same ioredis client and server costs, so a
- * ratio below 1 is what the toolkit adds on top (validation, codec, breaker, Effect runtime).
+ * Throughput of embedded-cache `get`, `getOrLoad` (hit path), `set` and `getOrLoad` with an L1 against raw ioredis
+ * GET (+ `JSON.parse`) and SET (of `JSON.stringify(value)`), on one embedded redis-server, in one run: 100,000 keys
+ * × 1 KB JSON string values, 256 operations in flight in a closed loop, a unix socket, and alternating rounds after a
+ * warm-up; `get`/`getOrLoad`/`set` walk the keys in order, `l1Get` draws them Zipf(0.99). Read the ratios
+ * (embedded-cache ops/s ÷ raw ops/s, median of per-round ratios), not the absolute numbers: the machine is shared,
+ * and both sides pay the same ioredis client and server costs, so a ratio below 1 is what the toolkit adds on top
+ * (validation, codec, breaker, Effect runtime). Then `stampede_ms` (bench/stampede.ts) and `http_cpu_ratio`
+ * (bench/http.ts, unless `BENCH_HTTP=0`).
  *
- * Run with `npm run bench`; writes `bench/results/latest.json`. `BENCH_ROUNDS`, `BENCH_PHASE_MS` and
+ * Run with `npm run bench`; merges its keys into `bench/results/latest.json`. `BENCH_ROUNDS`, `BENCH_PHASE_MS` and
  * `BENCH_WARMUP_MS` override the defaults (for profiling runs).
  */
 import { Context, Effect, Layer, Option, Schema } from "effect"
@@ -15,7 +18,12 @@ import * as os from "node:os"
 import * as path from "node:path"
 import * as Cache from "../effects/Cache.ts"
 import * as RedisCache from "../layers/RedisCache.ts"
+import { CacheStore } from "../src/CacheStore.ts"
 import { defaults, EmbeddedRedis } from "../src/EmbeddedRedis.ts"
+import { runHttp } from "./http.ts"
+import { mergeResults } from "./Results.ts"
+import { runStampede } from "./stampede.ts"
+import { zipf } from "./Zipf.ts"
 
 const envInt = (name: string, fallback: number): number => {
   const n = Number(process.env[name])
@@ -24,7 +32,11 @@ const envInt = (name: string, fallback: number): number => {
 
 const settings = {
   inFlight: 256,
-  keySpace: 10_000,
+  keySpace: 100_000,
+  /** Skew of the `l1Get` key draws. */
+  zipfS: 0.99,
+  /** The L1 of the `l1Get` phase: room for every key, so the phase measures hits (the rest miss to the store). */
+  l1: { maxEntries: 100_000, maxBytes: 256 * 1024 * 1024 },
   /** Bytes stored per value: the JSON text of a 1022-character string. */
   valueBytes: 1024,
   rounds: envInt("BENCH_ROUNDS", 5),
@@ -39,13 +51,17 @@ const settings = {
   evictionPolicy: "noeviction"
 } as const
 
-type Kind = "get" | "getOrLoad" | "set"
-const kinds: ReadonlyArray<Kind> = ["get", "getOrLoad", "set"]
-/** What each side runs per kind; the raw side of `getOrLoad` is a plain GET. */
+type Kind = "get" | "getOrLoad" | "set" | "l1Get"
+const kinds: ReadonlyArray<Kind> = ["get", "getOrLoad", "set", "l1Get"]
+/** What each side runs per kind; the raw side of every read is a GET and a `JSON.parse` of its reply. */
 const labels: Record<Kind, { readonly cache: string; readonly raw: string }> = {
-  get: { cache: "cache.get(key, Schema.String)", raw: "redis.get(key)" },
-  getOrLoad: { cache: "cache.getOrLoad(key, load, { schema }) (hits)", raw: "redis.get(key)" },
-  set: { cache: "cache.set(key, value, { schema })", raw: "redis.set(key, json)" }
+  get: { cache: "cache.get(key, Schema.String)", raw: "JSON.parse(await redis.get(key))" },
+  getOrLoad: { cache: "cache.getOrLoad(key, load, { schema }) (hits)", raw: "JSON.parse(await redis.get(key))" },
+  set: { cache: "cache.set(key, value, { schema })", raw: "redis.set(key, JSON.stringify(value))" },
+  l1Get: {
+    cache: "cache.getOrLoad(key, load, { schema }) with an L1 (Zipf 0.99 keys)",
+    raw: "JSON.parse(await redis.get(key)) (same Zipf keys)"
+  }
 }
 
 /** One measured phase. */
@@ -73,6 +89,12 @@ const json = JSON.stringify(value)
 const workers = Array.from({ length: settings.inFlight }, (_, w) => w)
 /** Workers start spread over the key space and walk it in order. */
 const firstKey = (worker: number) => Math.floor((worker * settings.keySpace) / settings.inFlight)
+/** The Zipf key draws of `l1Get`, the same sequence for both sides; workers start spread over it. */
+const zipfTrace = (() => {
+  const draw = zipf(settings.keySpace, settings.zipfS)
+  return Int32Array.from({ length: 1 << 20 }, draw)
+})()
+const zipfStart = (worker: number) => Math.floor((worker * zipfTrace.length) / settings.inFlight)
 
 const quantile = (sorted: Float64Array, q: number): number =>
   sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!
@@ -94,7 +116,12 @@ const phaseOf = (ops: number, ms: number, cpu: NodeJS.CpuUsage, samples: Array<n
 }
 
 /** 256 fibers in one Effect program, each issuing the next cache operation when its previous one completes. */
-const cachePhase = (cache: Cache.Cache["Service"], kind: Kind, durationMs: number): Effect.Effect<Phase> =>
+const cachePhase = (
+  cache: Cache.Cache["Service"],
+  l1Cache: Cache.Cache["Service"],
+  kind: Kind,
+  durationMs: number
+): Effect.Effect<Phase> =>
   Effect.suspend(() => {
     let anomalies = 0
     const load = Effect.sync(() => {
@@ -109,21 +136,25 @@ const cachePhase = (cache: Cache.Cache["Service"], kind: Kind, durationMs: numbe
           })
         : kind === "getOrLoad"
           ? cache.getOrLoad(key, load, options)
-          : Effect.map(cache.set(key, value, options), (outcome) => {
-              // oxlint-disable-next-line no-underscore-dangle -- WriteOutcome is a tagged union
-              if (outcome._tag !== "Written") anomalies++
-            })
+          : kind === "l1Get"
+            ? l1Cache.getOrLoad(key, load, options)
+            : Effect.map(cache.set(key, value, options), (outcome) => {
+                // oxlint-disable-next-line no-underscore-dangle -- WriteOutcome is a tagged union
+                if (outcome._tag !== "Written") anomalies++
+              })
     const samples: Array<number> = []
     let ops = 0
     const cpu = process.cpuUsage()
     const start = performance.now()
     const deadline = start + durationMs
+    const skewed = kind === "l1Get"
     const worker = (w: number) =>
       Effect.gen(function* () {
-        let i = firstKey(w)
+        let i = skewed ? zipfStart(w) : firstKey(w)
+        const length = skewed ? zipfTrace.length : keys.length
         let n = 0
         while (performance.now() < deadline) {
-          const key = keys[i]!
+          const key = keys[skewed ? zipfTrace[i]! : i]!
           if (++n % settings.latencySampleEvery === 0) {
             const t0 = performance.now()
             yield* op(key)
@@ -131,7 +162,7 @@ const cachePhase = (cache: Cache.Cache["Service"], kind: Kind, durationMs: numbe
           } else {
             yield* op(key)
           }
-          i = i + 1 === keys.length ? 0 : i + 1
+          i = i + 1 === length ? 0 : i + 1
         }
         ops += n
       })
@@ -146,22 +177,26 @@ const rawPhase = async (redis: Redis, kind: Kind, durationMs: number): Promise<P
   let anomalies = 0
   const samples: Array<number> = []
   let ops = 0
+  // A fair baseline: the raw side encodes what it writes and decodes what it reads, as an app would.
   const op =
     kind === "set"
       ? async (key: string) => {
-          if ((await redis.set(key, json)) !== "OK") anomalies++
+          if ((await redis.set(key, JSON.stringify(value))) !== "OK") anomalies++
         }
       : async (key: string) => {
-          if ((await redis.get(key)) === null) anomalies++
+          const text = await redis.get(key)
+          if (text === null || typeof JSON.parse(text) !== "string") anomalies++
         }
   const cpu = process.cpuUsage()
   const start = performance.now()
   const deadline = start + durationMs
+  const skewed = kind === "l1Get"
   const worker = async (w: number) => {
-    let i = firstKey(w)
+    let i = skewed ? zipfStart(w) : firstKey(w)
+    const length = skewed ? zipfTrace.length : keys.length
     let n = 0
     while (performance.now() < deadline) {
-      const key = keys[i]!
+      const key = keys[skewed ? zipfTrace[i]! : i]!
       if (++n % settings.latencySampleEvery === 0) {
         const t0 = performance.now()
         await op(key)
@@ -169,7 +204,7 @@ const rawPhase = async (redis: Redis, kind: Kind, durationMs: number): Promise<P
       } else {
         await op(key)
       }
-      i = i + 1 === keys.length ? 0 : i + 1
+      i = i + 1 === length ? 0 : i + 1
     }
     ops += n
   }
@@ -211,6 +246,11 @@ const main = Effect.gen(function* () {
   )
   const cache = Context.get(context, Cache.Cache)
   const server = Context.get(context, EmbeddedRedis)
+  // A second cache over the same store, with an L1 (an option the code before the L1 ignores: then it measures the
+  // store path, which is the "before" figure).
+  const l1Cache = yield* Cache.make({ l1: settings.l1 } as Cache.CacheOptions).pipe(
+    Effect.provideService(CacheStore, Context.get(context, CacheStore))
+  )
   const redis = yield* Effect.acquireRelease(
     Effect.promise(async () => {
       const client = new Redis({ path: server.socketPath, enableAutoPipelining: settings.autoPipelining })
@@ -228,8 +268,14 @@ const main = Effect.gen(function* () {
     await pipeline.exec()
   })
 
+  // Every key read once through the L1 cache, so `l1Get` measures hits (it has room for every key).
+  yield* Effect.forEach(keys, (key) => l1Cache.getOrLoad(key, Effect.succeed(value), { schema: Schema.String }), {
+    concurrency: settings.inFlight,
+    discard: true
+  })
+
   const run = (side: "cache" | "raw", kind: Kind, ms: number): Effect.Effect<Phase> =>
-    side === "cache" ? cachePhase(cache, kind, ms) : Effect.promise(() => rawPhase(redis, kind, ms))
+    side === "cache" ? cachePhase(cache, l1Cache, kind, ms) : Effect.promise(() => rawPhase(redis, kind, ms))
 
   console.log(
     `embedded-cache vs raw ioredis: node ${process.version}, redis ${redisVersion}, ${settings.inFlight} in flight, ` +
@@ -259,7 +305,10 @@ const main = Effect.gen(function* () {
     )
   }
   const stats = yield* cache.stats
-  return { rounds, redisVersion, stats }
+  const l1Stats = yield* l1Cache.stats
+  const stampede = yield* Effect.promise(() => runStampede(cache, settings.rounds))
+  const http = process.env["BENCH_HTTP"] === "0" ? undefined : yield* Effect.promise(() => runHttp(server.socketPath))
+  return { rounds, redisVersion, stats, l1Stats, stampede, http }
 })
 
 interface SideSummary {
@@ -286,7 +335,7 @@ const latencies = (p: SideSummary) => `${p.p50Ms.toFixed(2)}/${p.p99Ms.toFixed(2
 const cpuOf = (p: SideSummary) => `${p.cpuUsPerOp.toFixed(1)} (${Math.round(p.cpuPct)}%)`
 
 const report = (outcome: Effect.Success<typeof main>) => {
-  const { redisVersion, rounds, stats } = outcome
+  const { http, l1Stats, redisVersion, rounds, stampede, stats } = outcome
   const summary = Object.fromEntries(
     kinds.map((kind) => {
       const of = (side: "cache" | "raw") => ({
@@ -350,9 +399,16 @@ const report = (outcome: Effect.Success<typeof main>) => {
   console.log(`\n${table(rows)}\n`)
   console.log("cpu µs/op: this Node process's CPU per operation (% = CPU ÷ wall time; ~100% = client-bound)")
   for (const kind of kinds) console.log(`${kind}: ${labels[kind].cache}  vs  ${labels[kind].raw}`)
+  const spread = (kind: Kind) => {
+    const ratios = rounds.map((r) => r[kind].ratio)
+    return `${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}`
+  }
   console.log(
-    `\nget_ratio ${summary.get.ratio}, set_ratio ${summary.set.ratio}, get_or_load_ratio ${summary.getOrLoad.ratio}` +
-      ` (median over ${rounds.length} rounds of embedded-cache ops/s ÷ raw ioredis ops/s)`
+    `\nget_ratio ${summary.get.ratio} (${spread("get")}), set_ratio ${summary.set.ratio} (${spread("set")}), ` +
+      `get_or_load_ratio ${summary.getOrLoad.ratio} (${spread("getOrLoad")}), ` +
+      `l1_get_ratio ${summary.l1Get.ratio} (${spread("l1Get")}; L1 hit rate ` +
+      `${(l1Stats.l1Hits / Math.max(1, l1Stats.l1Hits + l1Stats.l1Misses)).toFixed(3)})` +
+      ` (median and range over ${rounds.length} rounds of embedded-cache ops/s ÷ raw ioredis ops/s)`
   )
   if (anomalies > 0) console.log(`WARNING: ${anomalies} misses, failed writes or loads during the measured phases`)
 
@@ -360,6 +416,12 @@ const report = (outcome: Effect.Success<typeof main>) => {
     get_ratio: summary.get.ratio,
     set_ratio: summary.set.ratio,
     get_or_load_ratio: summary.getOrLoad.ratio,
+    l1_get_ratio: summary.l1Get.ratio,
+    l1_hit_rate: fixed(l1Stats.l1Hits / Math.max(1, l1Stats.l1Hits + l1Stats.l1Misses), 4),
+    ratio_range: Object.fromEntries(kinds.map((k) => [k, spread(k)])),
+    stampede_ms: stampede.medianMs,
+    stampede,
+    ...(http === undefined ? {} : { http_cpu_ratio: http.ratio, http }),
     median: summary,
     rounds: rounds.map((r) => ({
       round: r.round,
@@ -381,7 +443,9 @@ const report = (outcome: Effect.Success<typeof main>) => {
     notes: [
       "ratio = embedded-cache ops/s ÷ raw ioredis ops/s in the same round; the headline ratios are medians of per-round ratios",
       "both clients talk to the same embedded redis-server over its unix socket; values are stored as the same 1 KB JSON text",
-      "embedded-cache get includes key validation and JSON/Schema decode; raw get returns the text without JSON.parse",
+      "embedded-cache get includes key validation and JSON/Schema decode; raw get includes JSON.parse of the reply",
+      "raw set sends JSON.stringify(value), computed per call (the cache encodes per call too)",
+      "l1Get: a second cache with an L1 over the same store; both sides draw the same Zipf(0.99) keys",
       "cpu µs/op is this Node process's CPU time per operation (client side; redis-server runs on the other core); " +
         "cpu % near 100 means the client is the bottleneck, so the ratio is the client-side cost ratio",
       "closed loop: latency ≈ in-flight ÷ throughput (Little's law); latency is sampled every Nth op per worker",
@@ -393,10 +457,8 @@ const report = (outcome: Effect.Success<typeof main>) => {
     settings,
     timestamp: new Date().toISOString()
   }
-  const file = path.join(import.meta.dirname, "results", "latest.json")
-  fs.mkdirSync(path.dirname(file), { recursive: true })
-  fs.writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`)
-  console.log(`wrote ${path.relative(process.cwd(), file)}`)
+  mergeResults(results)
+  console.log("merged into bench/results/latest.json")
 }
 
 const roundPhase = (p: Phase) => ({

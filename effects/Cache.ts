@@ -5,10 +5,14 @@
  * soft with a typed outcome and are remembered, and a circuit breaker stops calling a dead store; on recovery
  * the remembered keys are invalidated before the store serves reads again, so no stale value comes back.
  *
+ * With `CacheOptions.l1`, an in-process near-cache answers hits without the store; every local write and
+ * invalidation removes what it covers from it before the store is touched, and again once the store answered (so a
+ * read that raced it cannot leave the old value behind).
+ *
  * This module is the service and its wiring; the mechanisms are in `internal/`: the store guard (breaker and
- * recovery), single flight, fenced fills and invalidation.
+ * recovery), single flight, fenced fills, the L1 and invalidation.
  */
-import { Context, Effect, Exit, Layer, Option, type Schema, type Scope } from "effect"
+import { Clock, Context, Effect, Exit, Layer, Option, type Schema, type Scope } from "effect"
 import type * as CacheKey from "../src/CacheKey.ts"
 import { CacheStore, type CacheStoreError, type WriteOptions } from "../src/CacheStore.ts"
 import type { CacheValue, ScoredMember } from "../src/CacheValue.ts"
@@ -20,6 +24,7 @@ import type { BreakerState } from "./internal/CircuitBreaker.ts"
 import { codecFor } from "./internal/Codec.ts"
 import * as FencedFill from "./internal/FencedFill.ts"
 import * as Invalidation from "./internal/Invalidation.ts"
+import * as L1 from "./internal/L1.ts"
 import * as Loading from "./internal/Loading.ts"
 import { SingleFlight } from "./internal/SingleFlight.ts"
 import * as StoredEntry from "./internal/StoredEntry.ts"
@@ -43,6 +48,23 @@ export interface CacheOptions {
   readonly maxPendingInvalidations?: number | undefined
   /** Keys a pattern invalidation's SCAN looks at per step. Default 1000. */
   readonly scanCount?: number | undefined
+  /** An in-process near-cache of string entries in front of the store; none when absent (or `maxEntries` is 0). */
+  readonly l1?: L1Options | undefined
+  /**
+   * For the property tests only: breaks one coherence rule on purpose (a loaded value enters the L1 before its
+   * fenced fill), so a test can show the property catches it. Never set it otherwise.
+   */
+  readonly brokenForTests?: { readonly l1FillBeforeFence?: boolean } | undefined
+}
+
+/** The bounds of the L1. */
+export interface L1Options {
+  /** Entries it holds at most. */
+  readonly maxEntries: number
+  /** Bytes of stored JSON text it holds at most; unbounded when absent. */
+  readonly maxBytes?: number | undefined
+  /** Longest an entry lives in it (never longer than the store entry either); unbounded when absent. */
+  readonly ttl?: Ttl.Input | undefined
 }
 
 /** Options of a typed write. */
@@ -84,7 +106,12 @@ export type DeleteOutcome = Invalidation.DeleteOutcome
  * open) — so a caller can tell a miss from an outage without reading global counters.
  */
 export type ReadResult =
-  | { readonly _tag: "Found"; readonly value: CacheValue }
+  | {
+      readonly _tag: "Found"
+      readonly value: CacheValue
+      /** The entry's remaining TTL in milliseconds when it was read, -1 for none. */
+      readonly ttlMs: number
+    }
   | { readonly _tag: "Missing" }
   | { readonly _tag: "Unavailable" }
 
@@ -94,14 +121,18 @@ export interface CacheStats extends Readonly<CacheCounters.Counters> {
   readonly breakerOpened: number
   /** Keys waiting to be invalidated when the store recovers. */
   readonly pendingInvalidations: number
+  /** Lookups the L1 answered (all 0 without an L1). */
+  readonly l1Hits: number
+  /** Lookups the L1 did not answer. */
+  readonly l1Misses: number
+  /** Entries and bytes of JSON text in the L1 now. */
+  readonly l1Entries: number
+  readonly l1Bytes: number
 }
 
 const written: WriteOutcome = { _tag: "Written" }
 const toWritten = (): WriteOutcome => written
 const notWritten = (error: CacheStoreError): WriteOutcome => ({ _tag: "NotWritten", error })
-const unavailable: ReadResult = { _tag: "Unavailable" }
-const missing: ReadResult = { _tag: "Missing" }
-const found = (value: CacheValue | undefined): ReadResult => (value === undefined ? missing : { _tag: "Found", value })
 
 /** The cache service. */
 export class Cache extends Context.Service<
@@ -225,10 +256,12 @@ export const make = Effect.fnUntraced(function* (options: CacheOptions = {}, pub
     resetAfterMs: Ttl.toMillis(options.resetAfter ?? "1 second") ?? 1000,
     maxPending: options.maxPendingInvalidations ?? 10_000
   })
+  const clock = yield* Clock.Clock
+  const now = () => clock.currentTimeMillisUnsafe()
   const entries = StoredEntry.make(store, counters)
   const flights = new SingleFlight()
   const leaseMs = Ttl.toMillis(options.leaseTtl ?? "30 seconds") ?? 30_000
-  const fills = FencedFill.make({ store, guard, entries, counters, leaseMs })
+  const fills = FencedFill.make({ store, guard, entries, counters, leaseMs, now })
   const scanCount = options.scanCount ?? 1000
   const defaultTtlMs = Ttl.toMillis(options.defaultTtl)
   const defaultWriteOptions: WriteOptions = { ttlMs: defaultTtlMs, tags: undefined }
@@ -237,13 +270,16 @@ export const make = Effect.fnUntraced(function* (options: CacheOptions = {}, pub
       ? defaultWriteOptions
       : { ttlMs: ttl === undefined ? defaultTtlMs : Ttl.toMillis(ttl), tags }
 
-  const loading = Loading.make({ store, guard, entries, counters, flights, fills, scope, writeOptions })
+  const l1 = L1.make(options.l1 && { ...options.l1, ttlMs: Ttl.toMillis(options.l1.ttl) })
+  const l1FillBeforeFence = options.brokenForTests?.l1FillBeforeFence === true
+  const deps = { store, guard, entries, counters, flights, fills, scope, writeOptions, l1, now, l1FillBeforeFence }
+  const loading = Loading.make(deps)
 
   /** Publishes a key invalidation after `effect`, when there are peers to tell. */
   const announceKey = <A, E>(key: string, effect: Effect.Effect<A, E>): Effect.Effect<A, E> =>
     publisher === undefined ? effect : Effect.tap(effect, () => publisher.publish({ invalidation_type: "key", key }))
 
-  const invalidateLocally = (target: Target) => Invalidation.apply(store, guard, flights, scanCount, target)
+  const invalidateLocally = (target: Target) => Invalidation.apply(store, guard, flights, l1, scanCount, target)
 
   /** A write of `key` (fencing its loads), published to the peers. */
   const keyWrite = <A, O>(
@@ -253,7 +289,7 @@ export const make = Effect.fnUntraced(function* (options: CacheOptions = {}, pub
     onFailed: (error: CacheStoreError) => O
   ) => {
     flights.fence(key)
-    return announceKey(key, guard.write(key, write, onWritten, onFailed))
+    return announceKey(key, L1.removingKey(l1, key, guard.write(key, write, onWritten, onFailed)))
   }
 
   const structuredWrite = (
@@ -262,12 +298,7 @@ export const make = Effect.fnUntraced(function* (options: CacheOptions = {}, pub
     write: (o: WriteOptions) => Effect.Effect<unknown, CacheStoreError>
   ) => checked(key, () => keyWrite(key, write(writeOptions(options?.ttl, options?.tags)), toWritten, notWritten))
 
-  const readEntry = (key: string): Effect.Effect<ReadResult> =>
-    Effect.map(guard.read(key, Effect.map(store.read(key), found), unavailable), (result) => {
-      if (result._tag === "Found") counters.hits++
-      else counters.misses++
-      return result
-    })
+  const readEntry = loading.readEntry
 
   return Cache.of({
     get: (key, schema) => checked(key, () => loading.get(key, codecFor(schema))),
@@ -303,13 +334,20 @@ export const make = Effect.fnUntraced(function* (options: CacheOptions = {}, pub
       return publisher === undefined ? local : Effect.tap(local, () => publisher.publish(target))
     },
     invalidateLocally,
-    invalidateLocallyAll: (targets) => Invalidation.applyAll(store, guard, flights, scanCount, targets),
+    invalidateLocallyAll: (targets) => Invalidation.applyAll(store, guard, flights, l1, scanCount, targets),
     holdReads: (held) => Effect.sync(() => guard.holdReads(held)),
     flushLocally: Effect.suspend(() => {
       flights.clear()
-      return guard.write("everything", store.flush, toWritten, notWritten)
+      return L1.removingAll(l1, guard.write("everything", store.flush, toWritten, notWritten))
     }).pipe(Effect.asVoid),
-    stats: Effect.sync(() => ({ ...counters, ...guard.state() }))
+    stats: Effect.sync(() => ({
+      ...counters,
+      ...guard.state(),
+      l1Hits: l1?.hits ?? 0,
+      l1Misses: l1?.misses ?? 0,
+      l1Entries: l1?.size ?? 0,
+      l1Bytes: l1?.usedBytes ?? 0
+    }))
   })
 })
 

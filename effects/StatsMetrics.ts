@@ -14,6 +14,10 @@ const gauge = (name: string, description: string) => Metric.gauge(name, { descri
 export const metrics = {
   hits: counter("cache_hits_total", "lookups answered from the cache"),
   misses: counter("cache_misses_total", "lookups not answered from the cache"),
+  l1Hits: counter("cache_l1_hits_total", "lookups the in-process L1 answered without the store"),
+  l1Misses: counter("cache_l1_misses_total", "lookups the in-process L1 did not answer"),
+  l1Entries: gauge("cache_l1_entries", "entries in the in-process L1"),
+  l1Bytes: gauge("cache_l1_bytes", "bytes of JSON text in the in-process L1"),
   loads: counter("cache_loads_total", "loads run by getOrLoad and getMany"),
   loadFailures: counter("cache_load_failures_total", "loads that failed"),
   fills: counter("cache_fills_total", "loaded values written back"),
@@ -60,6 +64,10 @@ export const register = Effect.fnUntraced(function* (
   const registrations = [
     counterOf(metrics.hits, () => s().hits),
     counterOf(metrics.misses, () => s().misses),
+    counterOf(metrics.l1Hits, () => s().cache.l1_hits),
+    counterOf(metrics.l1Misses, () => s().cache.l1_misses),
+    gaugeOf(metrics.l1Entries, () => s().cache.l1_entries),
+    gaugeOf(metrics.l1Bytes, () => s().cache.l1_bytes),
     counterOf(metrics.loads, () => s().cache.loads),
     counterOf(metrics.loadFailures, () => s().cache.load_failures),
     counterOf(metrics.fills, () => s().cache.fills),

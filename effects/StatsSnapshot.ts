@@ -78,7 +78,14 @@ export const CacheCounters = Schema.Struct({
   /** Keys to invalidate when the store recovers (0 when `flush_on_recovery`). */
   pending_invalidations: Schema.Finite,
   /** Too many keys failed to be remembered one by one: the whole store is flushed when it recovers. */
-  flush_on_recovery: Schema.Boolean
+  flush_on_recovery: Schema.Boolean,
+  /** Lookups the in-process L1 answered without the store (0 without an L1); they count as hits too. */
+  l1_hits: Schema.Finite,
+  /** Lookups the L1 did not answer. */
+  l1_misses: Schema.Finite,
+  /** Entries and bytes of JSON text in the L1 now. */
+  l1_entries: Schema.Finite,
+  l1_bytes: Schema.Finite
 })
 export type CacheCounters = typeof CacheCounters.Type
 

@@ -2,7 +2,8 @@
  * The fenced-fill properties, written once and run against any store: for any generated interleaving of loads
  * starting, deletes, writes, reads and loads finishing on one key, (1) the store never holds a value loaded
  * before the latest delete or write, and no caller that started after one gets an older value; (2) K
- * concurrent `getOrLoad` calls of a key run the loader once and all get its value.
+ * concurrent `getOrLoad` calls of a key run the loader once and all get its value. Run with an L1 on the cache, the
+ * same interleavings show that the L1 never answers a value older than the latest delete or write either.
  */
 import { Deferred, Effect, Fiber, Option, Schema } from "effect"
 import * as fc from "fast-check"
@@ -45,10 +46,10 @@ const waitMs = 5000
  * Replays `interleaving` on a fresh cache over the `CacheStore` in context, failing on the first violation.
  * `key` must be unused in the store.
  */
-export const replay = (key: string, interleaving: ReadonlyArray<Step>) =>
+export const replay = (key: string, interleaving: ReadonlyArray<Step>, options: Cache.CacheOptions = {}) =>
   Effect.scoped(
     Effect.gen(function* () {
-      const cache = yield* Cache.make()
+      const cache = yield* Cache.make(options)
       const store = yield* CacheStore
       let source = 0
       /** The source version at the latest delete or write: nothing older may be stored or returned from now on. */

@@ -3,7 +3,7 @@
  * with Effect `Config`: an invalid value fails at startup with one message naming the variable. Later
  * capabilities (bus, HTTP, sources) add their variables here.
  */
-import { Config, Schema } from "effect"
+import { Config, Duration, Option, Schema } from "effect"
 import { AppendFsync, EvictionPolicy, parseBytes, Persistence } from "./EmbeddedRedis.ts"
 import * as Ttl from "./Ttl.ts"
 
@@ -34,6 +34,8 @@ const Seconds = Schema.NumberFromString.pipe(
   Schema.check(Schema.isInt(), Schema.isBetween({ minimum: 1, maximum: Ttl.maxSeconds }))
 )
 
+const Count = Schema.NumberFromString.pipe(Schema.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(0)))
+
 /** The instance and store settings. */
 export const CacheConfig = Config.all({
   /**
@@ -52,6 +54,12 @@ export const CacheConfig = Config.all({
   persistence: Config.schema(Persistence, "CACHE_PERSISTENCE").pipe(Config.withDefault("none" as const)),
   appendfsync: Config.schema(AppendFsync, "CACHE_APPENDFSYNC").pipe(Config.withDefault("everysec" as const)),
   defaultTtlSeconds: Config.schema(Seconds, "CACHE_DEFAULT_TTL").pipe(Config.withDefault(3600)),
+  /** Entries of the in-process L1; 0 (the default) turns it off. */
+  l1MaxEntries: Config.schema(Count, "CACHE_L1_MAX_ENTRIES").pipe(Config.withDefault(0)),
+  /** Bytes of JSON text the L1 holds at most (`64mb`, or bytes); unbounded when unset. */
+  l1MaxBytes: Config.option(Config.schema(MemorySizeText, "CACHE_L1_MAX_BYTES")),
+  /** Seconds an entry lives in the L1 at most (never longer than in the store); unbounded when unset. */
+  l1TtlSeconds: Config.option(Config.schema(Seconds, "CACHE_L1_TTL")),
   bus: Config.schema(BusKind, "CACHE_BUS").pipe(Config.withDefault("none" as const)),
   snsTopicArn: Config.option(Config.NonEmptyString("CACHE_SNS_TOPIC_ARN")),
   snsTopicName: Config.option(Config.NonEmptyString("CACHE_SNS_TOPIC_NAME")),
@@ -69,6 +77,20 @@ export const CacheConfig = Config.all({
   ).pipe(Config.withDefault(30))
 })
 export type CacheConfig = Config.Success<typeof CacheConfig>
+
+/** The L1 bounds `CacheOptions.l1` takes, from the `CACHE_L1_*` settings; undefined when the L1 is off. */
+export const l1Options = (
+  config: Pick<CacheConfig, "l1MaxEntries" | "l1MaxBytes" | "l1TtlSeconds">
+): { readonly maxEntries: number; readonly maxBytes?: number; readonly ttl?: Duration.Duration } | undefined => {
+  if (config.l1MaxEntries === 0) return undefined
+  const maxBytes = Option.getOrUndefined(Option.map(config.l1MaxBytes, parseBytes))
+  const ttl = Option.getOrUndefined(Option.map(config.l1TtlSeconds, Duration.seconds))
+  return {
+    maxEntries: config.l1MaxEntries,
+    ...(maxBytes === undefined ? {} : { maxBytes }),
+    ...(ttl === undefined ? {} : { ttl })
+  }
+}
 
 /** Where `serve` loads from on a miss (`GET ?load=true`) and when warming. */
 export const SourceKind = Schema.Literals(["none", "http", "sql", "file"])

@@ -55,6 +55,13 @@ export interface WriteOptions extends TtlOptions {
 /** What `lease` found: the lease was taken, or a value was already there (filled by someone else). */
 export type LeaseResult = { readonly _tag: "Acquired" } | { readonly _tag: "Present"; readonly value: string }
 
+/** What a read with its TTL found: the entry, its remaining TTL in milliseconds (`-1`: none) and its tags. */
+export interface WithTtl<A> {
+  readonly value: A
+  readonly ttlMs: number
+  readonly tags: ReadonlyArray<string>
+}
+
 /** The memory the store uses and its eviction counters, for stats and alerts. */
 export interface StoreInfo {
   readonly kind: "redis" | "memory"
@@ -73,6 +80,8 @@ export class CacheStore extends Context.Service<
   {
     /** The string at `key`; `undefined` when absent, expired, or only leased. */
     readonly get: (key: string) => Effect.Effect<string | undefined, CacheStoreError>
+    /** The string at `key` with its remaining TTL and tags, in one round trip; `undefined` as `get` answers it. */
+    readonly getWithTtl: (key: string) => Effect.Effect<WithTtl<string> | undefined, CacheStoreError>
     /** The strings at `keys`, in order, as `get` would answer each. */
     readonly getMany: (keys: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<string | undefined>, CacheStoreError>
     /** Writes a string, replacing whatever the key held (a lease included, which fences its load). */
@@ -103,6 +112,8 @@ export class CacheStore extends Context.Service<
 
     /** The whole value at `key`, of whichever data type it holds. */
     readonly read: (key: string) => Effect.Effect<CacheValue | undefined, CacheStoreError>
+    /** The whole value at `key` with its remaining TTL and tags, in one round trip. */
+    readonly readWithTtl: (key: string) => Effect.Effect<WithTtl<CacheValue> | undefined, CacheStoreError>
     /** Replaces whatever `key` held with `value`, atomically, with its TTL and tags. */
     readonly write: (key: string, value: CacheValue, options?: WriteOptions) => Effect.Effect<void, CacheStoreError>
     /** Sets hash fields (merging); a TTL, when given, applies to the whole hash. */

@@ -106,7 +106,11 @@ const countersOf = (counters: CacheStats): StatsSnapshot["cache"] => ({
   breaker: counters.breaker,
   breaker_opened: counters.breakerOpened,
   pending_invalidations: Number.isFinite(counters.pendingInvalidations) ? counters.pendingInvalidations : 0,
-  flush_on_recovery: !Number.isFinite(counters.pendingInvalidations)
+  flush_on_recovery: !Number.isFinite(counters.pendingInvalidations),
+  l1_hits: counters.l1Hits,
+  l1_misses: counters.l1Misses,
+  l1_entries: counters.l1Entries,
+  l1_bytes: counters.l1Bytes
 })
 
 /** The latency percentiles of every operation. */

@@ -22,16 +22,25 @@ export interface FencedFillDeps {
   readonly counters: Counters
   /** How long a lease lives: bounds what a crashed loader leaves behind. */
   readonly leaseMs: number
+  /** The cache's clock (epoch ms), read when a fill is sent. */
+  readonly now: () => number
 }
+
+/** Told of a fill the store took: its JSON text, the value, and the time just before it was sent. */
+export type OnFilled<A> = (text: string, value: A, sentAt: number) => void
 
 /** The fills of one cache. */
 export interface FencedFill {
-  /** Lease, load, fill: the value present under the lease, or the loaded one (written back only if not fenced). */
+  /**
+   * Lease, load, fill: the value present under the lease, or the loaded one (written back only if not fenced);
+   * `onFilled` hears of a fill only once the store took it — a fenced fill never reaches it.
+   */
   readonly loadAndFill: <A, E, R>(
     key: string,
     load: Effect.Effect<A, E, R>,
     codec: Codec<A>,
-    options: WriteOptions
+    options: WriteOptions,
+    onFilled?: OnFilled<A> | undefined
   ) => Effect.Effect<A, E, R>
   /** The same for a getMany batch through `source.loadMany`; answers each key's value, none when missing. */
   readonly loadBatch: <A>(
@@ -44,7 +53,7 @@ export interface FencedFill {
 
 /** Fills over the deps' store. */
 export const make = (deps: FencedFillDeps): FencedFill => {
-  const { counters, entries, guard, leaseMs, store } = deps
+  const { counters, entries, guard, leaseMs, now, store } = deps
   // Unique per cache instance, so two processes on one store never share a token.
   const tokenPrefix = `${Date.now().toString(36)}:${Math.random().toString(36).slice(2)}:`
   let tokenCounter = 0
@@ -60,7 +69,14 @@ export const make = (deps: FencedFillDeps): FencedFill => {
     lease?._tag === "Acquired" ? Effect.ignore(store.release(key, token)) : Effect.void
 
   /** Encodes and fills a loaded value under its lease; a value that does not encode is released, not cached. */
-  const fill = <A>(key: string, token: string, value: A, codec: Codec<A>, options: WriteOptions) => {
+  const fill = <A>(
+    key: string,
+    token: string,
+    value: A,
+    codec: Codec<A>,
+    options: WriteOptions,
+    onFilled?: OnFilled<A> | undefined
+  ) => {
     const encoded = codec.encode(value)
     if (Exit.isFailure(encoded)) {
       return Effect.logWarning("loaded value does not encode with its schema; not cached").pipe(
@@ -68,14 +84,20 @@ export const make = (deps: FencedFillDeps): FencedFill => {
         Effect.andThen(Effect.ignore(store.release(key, token)))
       )
     }
-    return Effect.map(guard.read(key, store.fill(key, token, encoded.value, options), undefined), countFill)
+    const text = encoded.value
+    const sentAt = onFilled === undefined ? 0 : now()
+    return Effect.map(guard.read(key, store.fill(key, token, text, options), undefined), (filled) => {
+      countFill(filled)
+      if (filled === true && onFilled !== undefined) onFilled(text, value, sentAt)
+    })
   }
 
   const loadAndFill = Effect.fnUntraced(function* <A, E, R>(
     key: string,
     load: Effect.Effect<A, E, R>,
     codec: Codec<A>,
-    options: WriteOptions
+    options: WriteOptions,
+    onFilled?: OnFilled<A> | undefined
   ) {
     const token = nextToken()
     const lease = yield* guard.read(key, store.lease(key, token, leaseMs, options.tags), undefined)
@@ -90,7 +112,7 @@ export const make = (deps: FencedFillDeps): FencedFill => {
         release(key, token, lease)
       )
     )
-    if (lease?._tag === "Acquired") yield* fill(key, token, value, codec, options)
+    if (lease?._tag === "Acquired") yield* fill(key, token, value, codec, options, onFilled)
     return value
   })
 

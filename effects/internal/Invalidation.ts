@@ -1,6 +1,6 @@
 /**
- * Applying an invalidation on this instance: the loads in flight that it covers are fenced first (synchronously,
- * before the store is touched), then its entries are removed — by key, by glob pattern (SCAN, never KEYS) or by tag —
+ * Applying an invalidation on this instance: the L1 entries and the loads in flight that it covers are removed and
+ * fenced first (synchronously, before the store is touched), then its entries are removed — by key, by glob pattern (SCAN, never KEYS) or by tag —
  * with the exact count of live entries removed. A store that cannot apply it yields a `Pending` outcome, and the
  * store guard invalidates what may be stale before the store is trusted again.
  */
@@ -9,6 +9,7 @@ import * as CacheKey from "../../src/CacheKey.ts"
 import type { CacheStore, CacheStoreError } from "../../src/CacheStore.ts"
 import * as Glob from "../../src/Glob.ts"
 import { InvalidPatternError, type Target } from "../../src/InvalidationEvent.ts"
+import type { L1 } from "./L1.ts"
 import type { SingleFlight } from "./SingleFlight.ts"
 import type { StoreGuard } from "./StoreGuard.ts"
 
@@ -50,24 +51,29 @@ export const validate = (target: Target): CacheKey.InvalidKeyError | InvalidPatt
   }
 }
 
-/** Applies `target` on this instance: fences its loads, removes its entries, answers the exact count. */
+/**
+ * Applies `target` on this instance: removes what it covers from the L1 and fences its loads (both before the store
+ * is touched), removes its entries from the store (and from the L1 once more), answers the exact count.
+ */
 export const apply = (
   store: CacheStore["Service"],
   guard: StoreGuard,
   flights: SingleFlight,
+  l1: L1 | undefined,
   scanCount: number,
   target: Target
 ): Effect.Effect<DeleteOutcome> =>
   Effect.suspend(() => {
     flights.fenceTarget(target)
-    switch (target.invalidation_type) {
-      case "key":
-        return guard.write(target.key, store.delete([target.key]), deleted, pending)
-      case "pattern":
-        return guard.write("all", store.deletePattern(target.pattern, scanCount), deleted, pending)
-      case "tag":
-        return guard.write("all", store.deleteTagged(target.tags), deleted, pending)
-    }
+    const removal = removeFromStore(store, guard, scanCount, target)
+    if (l1 === undefined) return removal
+    // Before the store is touched, and again once it answered: a read that raced the removal and read the old value
+    // either entered the L1 before (removed now) or comes after (refused by the L1's stamp).
+    l1.invalidate(target)
+    return Effect.ensuring(
+      removal,
+      Effect.sync(() => l1.invalidate(target))
+    )
   })
 
 /**
@@ -79,15 +85,21 @@ export const applyAll = (
   store: CacheStore["Service"],
   guard: StoreGuard,
   flights: SingleFlight,
+  l1: L1 | undefined,
   scanCount: number,
   targets: ReadonlyArray<Target>
 ): Effect.Effect<ReadonlyArray<DeleteOutcome>> =>
   Effect.suspend(() => {
     for (const target of targets) flights.fenceTarget(target)
+    // As `apply`: out of the L1 before the store is touched, and again once it answered.
+    const forgetL1 = () => {
+      if (l1 !== undefined) for (const target of targets) l1.invalidate(target)
+    }
+    forgetL1()
     const keys = [...new Set(targets.flatMap((t) => (t.invalidation_type === "key" ? [t.key] : [])))]
     const keysDeleted: Effect.Effect<DeleteOutcome> =
       keys.length === 0 ? Effect.succeed(deleted(0)) : guard.write(keys, store.delete(keys), deleted, pending)
-    return Effect.flatMap(keysDeleted, (keyOutcome) => {
+    const removal = Effect.flatMap(keysDeleted, (keyOutcome) => {
       let first = true
       return Effect.forEach(targets, (target): Effect.Effect<DeleteOutcome> => {
         switch (target.invalidation_type) {
@@ -103,4 +115,21 @@ export const applyAll = (
         }
       })
     })
+    return l1 === undefined ? removal : Effect.ensuring(removal, Effect.sync(forgetL1))
   })
+
+const removeFromStore = (
+  store: CacheStore["Service"],
+  guard: StoreGuard,
+  scanCount: number,
+  target: Target
+): Effect.Effect<DeleteOutcome> => {
+  switch (target.invalidation_type) {
+    case "key":
+      return guard.write(target.key, store.delete([target.key]), deleted, pending)
+    case "pattern":
+      return guard.write("all", store.deletePattern(target.pattern, scanCount), deleted, pending)
+    case "tag":
+      return guard.write("all", store.deleteTagged(target.tags), deleted, pending)
+  }
+}

@@ -45,12 +45,14 @@ export interface StoreGuard {
    */
   readonly read: <A>(key: string | undefined, read: Effect.Effect<A, CacheStoreError>, fallback: A) => Effect.Effect<A>
   /**
-   * The hot read path in one step on a closed breaker: `onValue` with the store's answer to `get(key)`, or
-   * `onDegraded` (counted) when the store failed or the breaker is open.
+   * The hot read path in one step on a closed breaker: `onValue` with the store's answer to `read` (a read of
+   * `key`), or `onDegraded` (counted) when the store failed, the breaker is open or an invalidation of the key is
+   * still pending.
    */
-  readonly get: <B, E, R>(
+  readonly get: <T, B, E, R>(
     key: string,
-    onValue: (text: string | undefined) => Effect.Effect<B, E, R>,
+    read: Effect.Effect<T, CacheStoreError>,
+    onValue: (found: T) => Effect.Effect<B, E, R>,
     onDegraded: () => Effect.Effect<B, E, R>
   ) => Effect.Effect<B, E, R>
   /**
@@ -240,9 +242,10 @@ export const make = Effect.fnUntraced(function* (
     return whenUsable(run, degraded)
   }
 
-  const get = <B, E, R>(
+  const get = <T, B, E, R>(
     key: string,
-    onValue: (text: string | undefined) => Effect.Effect<B, E, R>,
+    readKey: Effect.Effect<T, CacheStoreError>,
+    onValue: (found: T) => Effect.Effect<B, E, R>,
     onDegraded: () => Effect.Effect<B, E, R>
   ): Effect.Effect<B, E, R> => {
     const degraded = () => {
@@ -250,7 +253,7 @@ export const make = Effect.fnUntraced(function* (
       return onDegraded()
     }
     if (isPending(key)) return degraded()
-    const run = Effect.matchEffect(store.get(key), {
+    const run = Effect.matchEffect(readKey, {
       onFailure: (error) => Effect.andThen(failed(error), Effect.suspend(degraded)),
       onSuccess: (text) => {
         breaker.succeeded()

@@ -105,12 +105,15 @@ const makeGetEntry = (cache: Cache["Service"], source: DataSourceShape | undefin
         return yield* load(key, source)
       }
       switch (read._tag) {
-        case "Found": {
-          // An entry that expired (or a store that failed) since the read has no TTL left: 0, not "never".
-          const remaining = yield* cache.ttl(key)
-          const ttl = remaining === undefined ? 0 : Ttl.toSeconds(remaining)
-          return { key, value: EntryValue.fromEntry(read.value), ttl, data_type: read.value.type, hit: true }
-        }
+        case "Found":
+          // The TTL comes with the value, from the same read (or the L1 entry): one store round trip, or none.
+          return {
+            key,
+            value: EntryValue.fromEntry(read.value),
+            ttl: Ttl.toSeconds(read.ttlMs),
+            data_type: read.value.type,
+            hit: true
+          }
         case "Unavailable":
           return yield* unavailable("store_unavailable", "the cache store is unavailable; the entry could not be read")
         case "Missing":

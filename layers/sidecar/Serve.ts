@@ -207,7 +207,10 @@ export const layer = Layer.unwrap(
     const choice = yield* storeChoiceOf(config, instanceId)
     const store = StoreChoice.layer(choice)
     const bus = yield* busFromConfig(config, instanceId)
-    const cacheOptions: Cache.CacheOptions = { defaultTtl: Duration.seconds(config.defaultTtlSeconds) }
+    const cacheOptions: Cache.CacheOptions = {
+      defaultTtl: Duration.seconds(config.defaultTtlSeconds),
+      l1: CacheConfig.l1Options(config)
+    }
     // The built source is also the `InstanceSource` the REST API and the warm-ups load through.
     const source =
       service.source === "none"

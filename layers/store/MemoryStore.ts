@@ -11,6 +11,7 @@ import {
   type LeaseResult,
   type StoreInfo,
   type TtlOptions,
+  type WithTtl,
   type WriteOptions
 } from "../../src/CacheStore.ts"
 import type { CacheValue, ScoredMember } from "../../src/CacheValue.ts"
@@ -187,8 +188,18 @@ export const make: Effect.Effect<CacheStore["Service"]> = Effect.sync(() => {
     return slot.data.type === "string" ? Effect.succeed(slot.data.value) : Effect.fail(wrongType(operation, key))
   }
 
+  const remaining = (slot: Slot, now: number) => (slot.expiresAt === Infinity ? -1 : slot.expiresAt - now)
+
   return CacheStore.of({
     get: (key) => withNow((now) => readString("get", key, now)),
+    getWithTtl: (key) =>
+      withNow((now) =>
+        Effect.map(readString("get", key, now), (value): WithTtl<string> | undefined => {
+          if (value === undefined) return undefined
+          const slot = slots.get(key)!
+          return { value, ttlMs: remaining(slot, now), tags: slot.tags }
+        })
+      ),
     getMany: (keys) =>
       withNow((now) =>
         Effect.forEach(keys, (key) => {
@@ -235,6 +246,12 @@ export const make: Effect.Effect<CacheStore["Service"]> = Effect.sync(() => {
       syncNow((now) => {
         const slot = live(key, now)
         return slot === undefined ? undefined : toValue(slot.data)
+      }),
+    readWithTtl: (key) =>
+      syncNow((now): WithTtl<CacheValue> | undefined => {
+        const slot = live(key, now)
+        const value = slot === undefined ? undefined : toValue(slot.data)
+        return value === undefined ? undefined : { value, ttlMs: remaining(slot!, now), tags: slot!.tags }
       }),
     write: (key, value, options) =>
       syncNow((now) => {

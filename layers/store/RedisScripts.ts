@@ -82,6 +82,24 @@ if kind == 'string' then return payload end
 if kind == 'none' or kind == 'lease' then return false end
 return redis.error_reply('WRONGTYPE Operation against a key holding the wrong kind of value')`),
 
+  // KEYS: key → {JSON text, remaining ms (-1: none), tags JSON or nil}, or nil (absent, leased, no longer
+  // indexed). GET first, so an untagged entry costs GET + PTTL; only a tagged one is verified against its indexes.
+  ecGetTtl: script(`
+local v = redis.pcall('GET', KEYS[1])
+if type(v) == 'table' and v.err then
+  return redis.error_reply('WRONGTYPE Operation against a key holding the wrong kind of value')
+end
+if not v then return false end
+local b = string.byte(v, 1)
+if b == 0 then return false end
+if b == 1 then
+  local sep = string.find(v, '\\0', 2, true)
+  local tagsJson = string.sub(v, 2, sep - 1)
+  if not listed(KEYS[1], cjson.decode(tagsJson)) then redis.call('DEL', KEYS[1]) return false end
+  return {string.sub(v, sep + 1), redis.call('PTTL', KEYS[1]), tagsJson}
+end
+return {v, redis.call('PTTL', KEYS[1])}`),
+
   // KEYS: key; ARGV: stored value, ttl ms or '', tags... → OK
   ecSetTagged: script(`
 local tags = {}
@@ -163,16 +181,17 @@ local kind = inspect(KEYS[1])
 if kind == 'none' or kind == 'lease' then return -2 end
 return redis.call('PTTL', KEYS[1])`),
 
-  // KEYS: key → {type, data} of the whole value, {} when absent or leased
+  // KEYS: key → {type, data, remaining ms (-1: none), tags JSON} of the whole value, {} when absent or leased
   ecRead: script(`
-local kind, _, payload = inspect(KEYS[1])
-if kind == 'string' then return {kind, payload}
-elseif kind == 'hash' then return {kind, redis.call('HGETALL', KEYS[1])}
-elseif kind == 'set' then return {kind, redis.call('SMEMBERS', KEYS[1])}
-elseif kind == 'zset' then return {kind, redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')}
-elseif kind == 'list' then return {kind, redis.call('LRANGE', KEYS[1], 0, -1)}
-end
-return {}`),
+local kind, tags, payload = inspect(KEYS[1])
+local data
+if kind == 'string' then data = payload
+elseif kind == 'hash' then data = redis.call('HGETALL', KEYS[1])
+elseif kind == 'set' then data = redis.call('SMEMBERS', KEYS[1])
+elseif kind == 'zset' then data = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+elseif kind == 'list' then data = redis.call('LRANGE', KEYS[1], 0, -1)
+else return {} end
+return {kind, data, redis.call('PTTL', KEYS[1]), (#tags > 0 and cjson.encode(tags)) or '[]'}`),
 
   // KEYS: key; ARGV: type, ttl ms or '', tags JSON, items... → replaces the key's value; no items: removed
   ecWrite: script(`

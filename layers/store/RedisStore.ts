@@ -6,7 +6,14 @@
  */
 import { Effect, Layer } from "effect"
 import { Redis } from "ioredis"
-import { CacheStore, CacheStoreError, type LeaseResult, type StoreInfo, type TtlOptions } from "../../src/CacheStore.ts"
+import {
+  CacheStore,
+  CacheStoreError,
+  type LeaseResult,
+  type StoreInfo,
+  type TtlOptions,
+  type WithTtl
+} from "../../src/CacheStore.ts"
 import type { CacheValue, ScoredMember } from "../../src/CacheValue.ts"
 import { EmbeddedRedis } from "../../src/EmbeddedRedis.ts"
 import * as RedisConnection from "./RedisConnection.ts"
@@ -78,6 +85,27 @@ const expireWith = (tx: ReturnType<Redis["multi"]>, key: string, options: TtlOpt
   if (options?.ttlMs === undefined) return
   tx.pexpire(key, options.ttlMs)
   tx.pexpire(companionKey(key), options.ttlMs)
+}
+
+const noTags: ReadonlyArray<string> = []
+
+/** `ecGetTtl`'s reply as a `WithTtl`: `{text, ms, tags JSON?}`, or nil. */
+const toStringWithTtl = (reply: Reply): WithTtl<string> | undefined => {
+  if (!Array.isArray(reply)) return undefined
+  const tags = reply[2] as string | undefined
+  return {
+    value: reply[0] as string,
+    ttlMs: reply[1] as number,
+    tags: tags === undefined ? noTags : (JSON.parse(tags) as ReadonlyArray<string>)
+  }
+}
+
+/** `ecRead`'s reply as a `WithTtl`: `{type, data, ms, tags JSON}`, or empty. */
+const toValueWithTtl = (reply: Reply): WithTtl<CacheValue> | undefined => {
+  const value = toValue(reply)
+  if (value === undefined) return undefined
+  const [, , ttlMs, tags] = reply as [string, Reply, number, string]
+  return { value, ttlMs, tags: tags === "[]" ? noTags : (JSON.parse(tags) as ReadonlyArray<string>) }
 }
 
 const absent: Effect.Effect<undefined> = Effect.succeed(undefined)
@@ -159,6 +187,13 @@ export const make = Effect.fnUntraced(function* (options: RedisStoreOptions) {
         () => redis.get(key),
         (value) => readString(key, value)
       ),
+    getWithTtl: (key) =>
+      call(
+        "getWithTtl",
+        key,
+        () => r.ecGetTtl(1, key),
+        (reply) => Effect.succeed(toStringWithTtl(reply))
+      ),
     getMany: (keys) =>
       keys.length === 0
         ? Effect.succeed([])
@@ -208,6 +243,13 @@ export const make = Effect.fnUntraced(function* (options: RedisStoreOptions) {
     release: (key, token) => call("release", key, () => r.ecRelease(1, key, leasePrefix + token)).pipe(Effect.asVoid),
 
     read: (key) => call("read", key, () => r.ecRead(1, key)).pipe(Effect.map(toValue)),
+    readWithTtl: (key) =>
+      call(
+        "read",
+        key,
+        () => r.ecRead(1, key),
+        (reply) => Effect.succeed(toValueWithTtl(reply))
+      ),
     write: (key, value, options) => {
       const tags = options?.tags ?? []
       let items: ReadonlyArray<string | number>

@@ -25,6 +25,14 @@ const onMemory = Cache.layer().pipe(Layer.provideMerge(MemoryStore.layer))
 const provideFresh = <A, E>(effect: Effect.Effect<A, E, Cache.Cache | CacheStore>) =>
   Effect.provide(effect, Layer.fresh(onMemory))
 
+/** A memory store whose reads answer on a later step, as a real store's do (so callers can arrive meanwhile). */
+const asyncReads = Layer.effect(
+  CacheStore,
+  Effect.map(MemoryStore.make, (store) =>
+    CacheStore.of({ ...store, get: (key) => Effect.andThen(Effect.yieldNow, store.get(key)) })
+  )
+)
+
 describe("Cache.getOrLoad", () => {
   it.effect("loads a miss once, fills it, and answers later calls from the store", () =>
     Effect.gen(function* () {
@@ -54,6 +62,53 @@ describe("Cache.getOrLoad", () => {
       assert.strictEqual(loader.runs(), 1)
       assert.strictEqual((yield* cache.stats).sharedLoads, 19)
     }).pipe(provideFresh)
+  )
+
+  it.effect("lets a caller of a key whose load is in flight join it without a store round trip", () =>
+    Effect.gen(function* () {
+      const cache = yield* Cache.Cache
+      const control = yield* FlakyStore.FlakyControl
+      const loader = yield* Loaders.gated(ada)
+      const leader = yield* Effect.forkChild(cache.getOrLoad("user:1", loader.load, { schema: User }))
+      yield* Deferred.await(loader.started)
+      const calls = yield* control.calls
+      const joiners = yield* Effect.forEach(Array.from({ length: 10 }), () =>
+        Effect.forkChild(cache.getOrLoad("user:1", loader.load, { schema: User }))
+      )
+      yield* awaitJoiners(cache, 10)
+      assert.strictEqual(yield* control.calls, calls, "the joiners did not read the store")
+      yield* loader.open
+      for (const fiber of [leader, ...joiners]) assert.deepStrictEqual(yield* Fiber.join(fiber), ada)
+      assert.strictEqual(loader.runs(), 1)
+      const stats = yield* cache.stats
+      assert.strictEqual(stats.misses, 11)
+    }).pipe(Effect.provide(Cache.layer().pipe(Layer.provideMerge(FlakyStore.layer(MemoryStore.layer)), Layer.fresh)))
+  )
+
+  it.effect(
+    "lets a pile-up on a cold key read the store once: callers arriving during the first read wait for it",
+    () =>
+      Effect.gen(function* () {
+        const cache = yield* Cache.Cache
+        const control = yield* FlakyStore.FlakyControl
+        const loader = yield* Loaders.gated(ada)
+        const calls = yield* control.calls
+        const callers = yield* Effect.forkChild(
+          Effect.forEach(Array.from({ length: 100 }), () => cache.getOrLoad("user:1", loader.load, { schema: User }), {
+            concurrency: "unbounded"
+          })
+        )
+        yield* Deferred.await(loader.started)
+        yield* awaitJoiners(cache, 99)
+        yield* loader.open
+        const values = yield* Fiber.join(callers)
+        assert.deepStrictEqual(
+          values,
+          Array.from({ length: 100 }, () => ada)
+        )
+        assert.strictEqual(loader.runs(), 1)
+        assert.strictEqual((yield* control.calls) - calls, 3, "one read, one lease, one fill")
+      }).pipe(Effect.provide(Cache.layer().pipe(Layer.provideMerge(FlakyStore.layer(asyncReads)), Layer.fresh)))
   )
 
   it.effect("gives a caller joining another caller's load the value decoded with its own schema", () =>

@@ -380,6 +380,9 @@ describe("Stats.prometheusText", () => {
       const expected: Record<string, string> = {
         cache_hits_total: "counter",
         cache_misses_total: "counter",
+        cache_l1_hits_total: "counter",
+        cache_l1_misses_total: "counter",
+        cache_l1_entries: "gauge",
         cache_evictions_total: "counter",
         cache_hit_rate: "gauge",
         cache_keys: "gauge",
@@ -394,6 +397,7 @@ describe("Stats.prometheusText", () => {
       assert.include(text, "# HELP cache_hits_total ")
       assert.include(lines, "cache_hits_total 3")
       assert.include(lines, "cache_misses_total 1")
+      assert.include(lines, "cache_l1_hits_total 0", "no L1 configured")
       assert.include(lines, "cache_hit_rate 0.75")
       assert.include(lines, "cache_keys 1")
       assert.include(lines, "cache_store_up 1")
@@ -401,6 +405,34 @@ describe("Stats.prometheusText", () => {
       assert.include(lines, 'cache_operation_duration_ms_count{operation="get"} 4')
       assert.include(lines, 'cache_operation_duration_ms_bucket{operation="set",le="+Inf"} 1')
     }).pipe(withStats())
+  )
+
+  it.effect("reports the L1's hits, misses, entries and bytes in the snapshot and in /metrics", () =>
+    Effect.gen(function* () {
+      const cache = yield* Cache.Cache
+      yield* cache.set("a", 1, { schema: Num })
+      for (let i = 0; i < 3; i++) yield* cache.get("a", Num)
+      const s = yield* snapshot
+      assert.strictEqual(s.cache.l1_hits, 2)
+      assert.strictEqual(s.cache.l1_misses, 1)
+      assert.strictEqual(s.cache.l1_entries, 1)
+      assert.strictEqual(s.cache.l1_bytes, 1)
+      assert.strictEqual(s.hits, 3)
+      const lines = (yield* Stats.prometheusText).split("\n")
+      assert.include(lines, "cache_l1_hits_total 2")
+      assert.include(lines, "cache_l1_misses_total 1")
+      assert.include(lines, "cache_l1_entries 1")
+    }).pipe(
+      Effect.provide(
+        Layer.fresh(
+          Stats.layerInstrumented({ instanceId: "test-1" }).pipe(
+            Layer.provideMerge(Cache.layer({ l1: { maxEntries: 10 } }).pipe(Layer.provideMerge(MemoryStore.layer)))
+          )
+        )
+      ),
+      Effect.provide(capture([])),
+      Effect.provideService(Metric.MetricRegistry, new Map())
+    )
   )
 
   it.effect("exposes the alerts as 0/1 gauges, and removes its series when the layer closes", () =>

@@ -68,6 +68,46 @@ export const suite = <E>(name: string, layer: Layer.Layer<CacheStore, E>, option
         assert.isUndefined(yield* store.ttl(fresh("ttl")))
       }))
 
+    test("getWithTtl answers the string, its remaining TTL and its tags in one read, as get answers it", (store) =>
+      Effect.gen(function* () {
+        const [a, b, c, leased] = [fresh("gt"), fresh("gt"), fresh("gt"), fresh("gt")]
+        const tag = fresh("gt-tag")
+        yield* store.set(a, '"x"', { ttlMs: 60_000 })
+        yield* store.set(b, "1")
+        yield* store.set(c, "[1]", { ttlMs: 60_000, tags: [tag, "other"] })
+        const withTtl = (yield* store.getWithTtl(a))!
+        assert.strictEqual(withTtl.value, '"x"')
+        assert.isTrue(withTtl.ttlMs > 55_000 && withTtl.ttlMs <= 60_000, `remaining ${withTtl.ttlMs}`)
+        assert.deepStrictEqual(withTtl.tags, [])
+        assert.deepStrictEqual(yield* store.getWithTtl(b), { value: "1", ttlMs: -1, tags: [] })
+        const tagged = (yield* store.getWithTtl(c))!
+        assert.strictEqual(tagged.value, "[1]")
+        assert.deepStrictEqual([...tagged.tags].sort(), ["other", tag].sort())
+        assert.isUndefined(yield* store.getWithTtl(fresh("gt")))
+        yield* store.lease(leased, "t", 60_000)
+        assert.isUndefined(yield* store.getWithTtl(leased), "a lease is not an entry")
+        yield* store.deleteTagged([tag])
+        assert.isUndefined(yield* store.getWithTtl(c))
+      }))
+
+    test("readWithTtl answers the whole value of any type with its remaining TTL and tags", (store) =>
+      Effect.gen(function* () {
+        const [a, b] = [fresh("rt"), fresh("rt")]
+        const tag = fresh("rt-tag")
+        yield* store.write(a, { type: "set", value: ["x"] }, { ttlMs: 60_000, tags: [tag] })
+        yield* store.write(b, { type: "string", value: "2" })
+        const set = (yield* store.readWithTtl(a))!
+        assert.deepStrictEqual(set.value, { type: "set", value: ["x"] })
+        assert.isTrue(set.ttlMs > 55_000 && set.ttlMs <= 60_000, `remaining ${set.ttlMs}`)
+        assert.deepStrictEqual(set.tags, [tag])
+        assert.deepStrictEqual(yield* store.readWithTtl(b), {
+          value: { type: "string", value: "2" },
+          ttlMs: -1,
+          tags: []
+        })
+        assert.isUndefined(yield* store.readWithTtl(fresh("rt")))
+      }))
+
     test("an entry expires once its TTL has passed, and not before", (store) =>
       Effect.gen(function* () {
         const key = fresh("exp")

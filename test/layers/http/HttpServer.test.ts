@@ -735,7 +735,7 @@ class ReadGates extends Context.Service<
   }
 >()("test/ReadGates") {}
 
-/** Wraps the `CacheStore` in context: `read` of a held key waits for its gate before it reaches the store. */
+/** Wraps the `CacheStore` in context: `readWithTtl` of a held key waits for its gate before it reaches the store. */
 const gatedReads = Layer.effectContext(
   Effect.gen(function* () {
     const store = yield* CacheStore
@@ -747,15 +747,15 @@ const gatedReads = Layer.effectContext(
         gates.set(key, { started, gate })
         return { started, release: Deferred.succeed(gate, undefined).pipe(Effect.asVoid) }
       })
-    const read: CacheStore["Service"]["read"] = (key) => {
+    const readWithTtl: CacheStore["Service"]["readWithTtl"] = (key) => {
       const held = gates.get(key)
-      if (held === undefined) return store.read(key)
+      if (held === undefined) return store.readWithTtl(key)
       return Deferred.succeed(held.started, undefined).pipe(
         Effect.andThen(Deferred.await(held.gate)),
-        Effect.andThen(Effect.suspend(() => store.read(key)))
+        Effect.andThen(Effect.suspend(() => store.readWithTtl(key)))
       )
     }
-    return Context.make(CacheStore, { ...store, read }).pipe(Context.add(ReadGates, { hold }))
+    return Context.make(CacheStore, { ...store, readWithTtl }).pipe(Context.add(ReadGates, { hold }))
   })
 )
 
