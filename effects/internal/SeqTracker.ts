@@ -106,7 +106,7 @@ export class SeqTracker {
     }
     const keys = this.live.get(source) ?? []
     if (supersedes) {
-      for (const older of [...keys]) {
+      for (const older of keys) {
         const old = this.epochs.get(older)!
         old.superseded = true
         old.missingSince ??= now
