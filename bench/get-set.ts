@@ -321,6 +321,8 @@ interface SideSummary {
 
 interface KindSummary {
   readonly ratio: number
+  /** Rounds counted (the clean ones). */
+  readonly rounds: number
   readonly cache: SideSummary
   readonly raw: SideSummary
 }
@@ -334,18 +336,30 @@ interface RoundResult {
 const latencies = (p: SideSummary) => `${p.p50Ms.toFixed(2)}/${p.p99Ms.toFixed(2)}`
 const cpuOf = (p: SideSummary) => `${p.cpuUsPerOp.toFixed(1)} (${Math.round(p.cpuPct)}%)`
 
+/**
+ * The rounds of `kind` that measured what they claim: a round where either side saw misses, failed writes or loads
+ * (the store timed out and the cache answered without it, say) did not do the same work on both sides, so its ratio
+ * says nothing; it is left out of the medians (all rounds are kept when none is clean).
+ */
+const clean = (rounds: ReadonlyArray<Record<Kind, RoundResult>>, kind: Kind) => {
+  const valid = rounds.filter((r) => r[kind].cache.anomalies === 0 && r[kind].raw.anomalies === 0)
+  return valid.length > 0 ? valid : rounds
+}
+
 const report = (outcome: Effect.Success<typeof main>) => {
   const { http, l1Stats, redisVersion, rounds, stampede, stats } = outcome
   const summary = Object.fromEntries(
     kinds.map((kind) => {
+      const counted = clean(rounds, kind)
       const of = (side: "cache" | "raw") => ({
-        opsPerSec: Math.round(median(rounds.map((r) => r[kind][side].opsPerSec))),
-        p50Ms: fixed(median(rounds.map((r) => r[kind][side].p50Ms)), 3),
-        p99Ms: fixed(median(rounds.map((r) => r[kind][side].p99Ms)), 3),
-        cpuUsPerOp: fixed(median(rounds.map((r) => r[kind][side].cpuUsPerOp)), 2),
-        cpuPct: Math.round(median(rounds.map((r) => r[kind][side].cpuPct)))
+        opsPerSec: Math.round(median(counted.map((r) => r[kind][side].opsPerSec))),
+        p50Ms: fixed(median(counted.map((r) => r[kind][side].p50Ms)), 3),
+        p99Ms: fixed(median(counted.map((r) => r[kind][side].p99Ms)), 3),
+        cpuUsPerOp: fixed(median(counted.map((r) => r[kind][side].cpuUsPerOp)), 2),
+        cpuPct: Math.round(median(counted.map((r) => r[kind][side].cpuPct)))
       })
-      return [kind, { ratio: fixed(median(rounds.map((r) => r[kind].ratio)), 3), cache: of("cache"), raw: of("raw") }]
+      const ratio = fixed(median(counted.map((r) => r[kind].ratio)), 3)
+      return [kind, { ratio, rounds: counted.length, cache: of("cache"), raw: of("raw") }]
     })
   ) as Record<Kind, KindSummary>
   const anomalies = rounds.reduce(
@@ -400,8 +414,9 @@ const report = (outcome: Effect.Success<typeof main>) => {
   console.log("cpu µs/op: this Node process's CPU per operation (% = CPU ÷ wall time; ~100% = client-bound)")
   for (const kind of kinds) console.log(`${kind}: ${labels[kind].cache}  vs  ${labels[kind].raw}`)
   const spread = (kind: Kind) => {
-    const ratios = rounds.map((r) => r[kind].ratio)
-    return `${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}`
+    const ratios = clean(rounds, kind).map((r) => r[kind].ratio)
+    const left = rounds.length - ratios.length
+    return `${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}${left > 0 ? `; ${left} round(s) left out` : ""}`
   }
   console.log(
     `\nget_ratio ${summary.get.ratio} (${spread("get")}), set_ratio ${summary.set.ratio} (${spread("set")}), ` +

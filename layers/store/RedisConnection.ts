@@ -56,21 +56,33 @@ const failure = (operation: string, key: string | undefined, cause: unknown) =>
  * commands are pending and no reply has arrived for `timeoutMs`, the connection is dropped (every pending
  * command fails, counted as a `Timeout`) and reconnected.
  */
-class Watchdog {
+export class Watchdog {
   issued = 0
   completed = 0
   private lastCompleted = 0
-  private lastProgress = Date.now()
+  private lastProgress: number
+  private lastTick: number
   private firedAt = 0
   private readonly timeoutMs: number
+  /** How often `stuck` is called. */
+  readonly tickMs: number
 
-  constructor(timeoutMs: number) {
+  constructor(timeoutMs: number, now: number = Date.now()) {
     this.timeoutMs = timeoutMs
+    this.tickMs = Math.max(10, Math.min(250, timeoutMs / 4))
+    this.lastProgress = now
+    this.lastTick = now
   }
 
-  /** Called every tick: answers whether the connection is stuck. */
+  /**
+   * Called every tick: answers whether the connection is stuck. A tick that comes late means this process itself
+   * was stalled (GC, a busy event loop): replies may be waiting unread behind the timer, so the wait starts over
+   * rather than blaming the server.
+   */
   stuck(now: number): boolean {
-    if (this.issued === this.completed || this.completed !== this.lastCompleted) {
+    const stalled = now - this.lastTick > this.tickMs * 4
+    this.lastTick = now
+    if (stalled || this.issued === this.completed || this.completed !== this.lastCompleted) {
       this.lastCompleted = this.completed
       this.lastProgress = now
       return false
@@ -155,7 +167,7 @@ export const connect = Effect.fnUntraced(function* (options: ConnectionOptions) 
           // Destroy rather than end the socket: a hung server would never answer the FIN.
           if (watchdog.stuck(Date.now())) redis.stream?.destroy()
         },
-        Math.max(10, Math.min(250, (options.commandTimeoutMs ?? 1000) / 4))
+        watchdog.tickMs
       ).unref()
     ),
     (timer) => Effect.sync(() => clearInterval(timer))
