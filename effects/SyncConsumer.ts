@@ -186,6 +186,11 @@ export const make = Effect.fnUntraced(function* (options: SyncOptions = {}) {
     yield* Metrics.flushed(reason)
     // The flush took the saved continuity with it.
     yield* persist
+    // Nothing kept from before is left to protect: a restart still catching up may serve (and be ready) now.
+    if (!caughtUp) {
+      caughtUp = true
+      yield* cache.holdReads(false)
+    }
   })
 
   /** Acknowledges a batch's deliveries together (the SQS acker sends them in one DeleteMessageBatch). */

@@ -334,4 +334,27 @@ describe("continuity", () => {
         for (const { scope } of running) yield* Scope.close(scope, Exit.void)
       }).pipe(Effect.scoped)
   )
+
+  it.effect(
+    "a restart over kept data holds its reads until caught up, and serves once a silent bus made it flush",
+    () =>
+      Effect.gen(function* () {
+        const hub = yield* MemoryBus.makeHub({ instances: ["a"], mode: "auto" })
+        const kept = yield* MemoryStore.make
+        yield* kept.set("from-last-run", '"v"')
+        yield* hub.setConnected("a", false)
+        const a = yield* Layer.build(World.instanceLayer(hub, "a", { sync, store: Layer.succeed(CacheStore, kept) }))
+        const caughtUp = World.on(
+          a,
+          SyncConsumer.use((consumer) => consumer.caughtUp)
+        )
+        assert.isFalse(yield* caughtUp)
+        assert.isFalse(yield* World.on(a, has("from-last-run")), "kept data is not served while catching up")
+        yield* TestClock.adjust("32 seconds") // past the silence bound: the kept data is flushed
+        assert.strictEqual((yield* World.on(a, statsOf)).flushes, 1)
+        assert.isTrue(yield* caughtUp)
+        yield* World.on(a, fill("new", "loaded"))
+        assert.isTrue(yield* World.on(a, has("new")), "reads are served again")
+      }).pipe(Effect.scoped)
+  )
 })
