@@ -162,13 +162,10 @@ export const connect = Effect.fnUntraced(function* (options: ConnectionOptions) 
   const call = makeCall(watchdog)
   yield* Effect.acquireRelease(
     Effect.sync(() =>
-      setInterval(
-        () => {
-          // Destroy rather than end the socket: a hung server would never answer the FIN.
-          if (watchdog.stuck(Date.now())) redis.stream?.destroy()
-        },
-        watchdog.tickMs
-      ).unref()
+      setInterval(() => {
+        // Destroy rather than end the socket: a hung server would never answer the FIN.
+        if (watchdog.stuck(Date.now())) redis.stream?.destroy()
+      }, watchdog.tickMs).unref()
     ),
     (timer) => Effect.sync(() => clearInterval(timer))
   )
