@@ -1,7 +1,7 @@
 /**
  * `embedded-cache get`, `set`, `del` and `warm --offline` as real subprocesses against a real `serve`: values given
  * as JSON or plain text, TTLs, tags and data types reach the API; a miss exits 3; JSON when stdout is not a terminal
- * and readable text when it is (run under `script`, which gives the command a terminal); an offline warm fills the
+ * and readable text when it is (run under `script` from bsdutils, Essential on Debian, which gives the command a terminal); an offline warm fills the
  * configured store, and refuses in one line a data dir a running sidecar holds.
  */
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
@@ -19,9 +19,6 @@ const main = path.resolve(import.meta.dirname, "../../../layers/sidecar/main.ts"
 
 const cli = (args: ReadonlyArray<string>, env: ServeProcess.Env = {}) => Effect.runPromise(ServeProcess.cli(args, env))
 const lastJson = ServeProcess.lastJson
-
-/** Whether `script` (util-linux) can give a command a terminal here. */
-const hasScript = spawnSync("script", ["--version"]).status === 0
 
 /** Runs `embedded-cache <args>` with a terminal as stdout; its output with the terminal's \r\n as \n. */
 const onTerminal = (args: ReadonlyArray<string>) => {
@@ -104,23 +101,20 @@ describe("embedded-cache get / set / del", () => {
     assert.match(ttl.stderr.trim(), /^error: PUT \S+ answered 400: /)
   })
 
-  it.skipIf(!hasScript)(
-    "on a terminal, get prints the value itself and set, del, warm and stats print sentences",
-    () => {
-      assert.strictEqual(
-        onTerminal(["set", "tty", "plain text", "--ttl", "60", "--url", url]).stdout.trim(),
-        "set tty (expires in 60 s)"
-      )
-      assert.strictEqual(onTerminal(["get", "tty", "--url", url]).stdout.trim(), "plain text")
-      assert.strictEqual(onTerminal(["get", "tty", "--json", "--url", url]).stdout.trim().startsWith("{"), true)
-      assert.strictEqual(onTerminal(["del", "tty", "--url", url]).stdout.trim(), "deleted tty")
-      assert.match(
-        onTerminal(["warm", "--keys", "user:1", "--url", url]).stdout,
-        /warmed \d of 1 key: 0 missing, 0 failed/
-      )
-      assert.match(onTerminal(["stats", "--url", url]).stdout, /^total_keys\s+\d+$/m)
-    }
-  )
+  it("on a terminal, get prints the value itself and set, del, warm and stats print sentences", () => {
+    assert.strictEqual(
+      onTerminal(["set", "tty", "plain text", "--ttl", "60", "--url", url]).stdout.trim(),
+      "set tty (expires in 60 s)"
+    )
+    assert.strictEqual(onTerminal(["get", "tty", "--url", url]).stdout.trim(), "plain text")
+    assert.strictEqual(onTerminal(["get", "tty", "--json", "--url", url]).stdout.trim().startsWith("{"), true)
+    assert.strictEqual(onTerminal(["del", "tty", "--url", url]).stdout.trim(), "deleted tty")
+    assert.match(
+      onTerminal(["warm", "--keys", "user:1", "--url", url]).stdout,
+      /warmed \d of 1 key: 0 missing, 0 failed/
+    )
+    assert.match(onTerminal(["stats", "--url", url]).stdout, /^total_keys\s+\d+$/m)
+  })
 })
 
 describe("embedded-cache get / set against a sidecar with CACHE_API_TOKEN", () => {
