@@ -24,55 +24,10 @@ import { CacheStore } from "../../../src/CacheStore.ts"
 import { DataSource, InstanceSource } from "../../../src/DataSource.ts"
 import * as DataSourceModule from "../../../src/DataSource.ts"
 import { defaults } from "../../../src/EmbeddedRedis.ts"
+import { type Answer, baseUrl, type Call, request as send } from "./RestClient.ts"
 import * as FlakyStore from "../../utils/FlakyStore.ts"
 import * as Poll from "../../utils/Poll.ts"
 import * as TempDir from "../../utils/TempDir.ts"
-
-// -----------------------------------------------------------------------------
-// A tiny HTTP client over fetch
-// -----------------------------------------------------------------------------
-
-interface Answer {
-  readonly status: number
-  readonly headers: Headers
-  readonly text: string
-  /** The body parsed as JSON, or undefined when it is not JSON. */
-  readonly json: any
-}
-
-interface Call {
-  readonly body?: unknown
-  /** A body sent as it is (no JSON encoding). */
-  readonly raw?: string | Uint8Array | ReadableStream<Uint8Array> | undefined
-  readonly headers?: Record<string, string>
-  readonly token?: string
-}
-
-const baseUrl = Effect.map(Effect.service(HttpServer.HttpServer), (server) => HttpServer.formatAddress(server.address))
-
-const send = (method: string, path_: string, call: Call = {}): Effect.Effect<Answer, never, HttpServer.HttpServer> =>
-  Effect.flatMap(baseUrl, (base) =>
-    Effect.promise(async () => {
-      const headers: Record<string, string> = {}
-      if (call.body !== undefined || call.raw !== undefined) headers["content-type"] = "application/json"
-      if (call.token !== undefined) headers.authorization = `Bearer ${call.token}`
-      Object.assign(headers, call.headers)
-      const init: RequestInit & { duplex?: "half" } = { method, headers }
-      if (call.raw !== undefined) {
-        init.body = call.raw as BodyInit
-        if (call.raw instanceof ReadableStream) init.duplex = "half"
-      } else if (call.body !== undefined) init.body = JSON.stringify(call.body)
-      const response = await fetch(base + path_, init)
-      const text = await response.text()
-      let json: unknown
-      try {
-        json = JSON.parse(text)
-      } catch {
-        json = undefined
-      }
-      return { status: response.status, headers: response.headers, text, json }
-    })
-  )
 
 const get = (path_: string, call?: Call) => send("GET", path_, call)
 const put = (key: string, body: unknown, call?: Call) =>

@@ -27,19 +27,35 @@ export const baseUrl = Effect.map(Effect.service(HttpServer.HttpServer), (server
   HttpServer.formatAddress(server.address)
 )
 
-/** Sends `method path` with `body` as JSON (when given), without following redirects. */
-export const send = (
+/** What a request sends besides its method and path. */
+export interface Call {
+  /** A body encoded as JSON. */
+  readonly body?: unknown
+  /** A body sent as it is (no JSON encoding). */
+  readonly raw?: string | Uint8Array | ReadableStream<Uint8Array> | undefined
+  /** Headers, over the JSON content type a body gets. */
+  readonly headers?: Record<string, string>
+  /** Sent as a bearer token. */
+  readonly token?: string
+}
+
+/** Sends `method path` with `call`'s body, headers and token, without following redirects. */
+export const request = (
   method: string,
   path: string,
-  body?: unknown
+  call: Call = {}
 ): Effect.Effect<Answer, never, HttpServer.HttpServer> =>
   Effect.flatMap(baseUrl, (base) =>
     Effect.promise(async () => {
-      const init: RequestInit = { method, redirect: "manual" }
-      if (body !== undefined) {
-        init.headers = { "content-type": "application/json" }
-        init.body = JSON.stringify(body)
-      }
+      const headers: Record<string, string> = {}
+      if (call.body !== undefined || call.raw !== undefined) headers["content-type"] = "application/json"
+      if (call.token !== undefined) headers.authorization = `Bearer ${call.token}`
+      Object.assign(headers, call.headers)
+      const init: RequestInit & { duplex?: "half" } = { method, headers, redirect: "manual" }
+      if (call.raw !== undefined) {
+        init.body = call.raw as BodyInit
+        if (call.raw instanceof ReadableStream) init.duplex = "half"
+      } else if (call.body !== undefined) init.body = JSON.stringify(call.body)
       const response = await fetch(base + path, init)
       const text = await response.text()
       let json: unknown
@@ -51,6 +67,13 @@ export const send = (
       return { status: response.status, headers: response.headers, text, json }
     })
   )
+
+/** Sends `method path` with `body` as JSON (when given), without following redirects. */
+export const send = (
+  method: string,
+  path: string,
+  body?: unknown
+): Effect.Effect<Answer, never, HttpServer.HttpServer> => request(method, path, body === undefined ? {} : { body })
 
 /** The path of `key`'s entry, percent-encoded. */
 export const entryPath = (key: string) => `/api/v1/cache/${encodeURIComponent(key)}`
