@@ -5,7 +5,7 @@
  * An interrupt SIGKILLs every process of the running cluster and unmounts its tmpfs before exiting.
  */
 import { type ScenarioResult, failures, formatLine, summaryLine } from "./checker.ts"
-import { running, runScenario, scenarios } from "./scenarios.ts"
+import { noTraffic, running, runScenario, scenarios } from "./scenarios.ts"
 
 const seconds = Number(process.env["CHAOS_SECONDS"] ?? "25")
 const wanted = (process.env["CHAOS_SCENARIOS"] ?? "")
@@ -44,23 +44,7 @@ for (const scenario of scenarios.filter((s) => wanted.length === 0 || wanted.inc
   } catch (error) {
     process.stdout.write(`${scenario.name.padEnd(22)} error: ${String(error).split("\n")[0]} FAIL\n`)
     if (verbose) process.stderr.write(`${String((error as Error).stack ?? error)}\n`)
-    results.push({
-      name: scenario.name,
-      boundMs: scenario.boundMs,
-      reads: 0,
-      writes: 0,
-      violations: 0,
-      maxStaleMs: new Map(),
-      status5xx: 0,
-      status503: 0,
-      errors: 0,
-      restarts: 0,
-      crashes: 0,
-      flushes: 0,
-      hostile: 0,
-      hostileBad: 0,
-      passed: false
-    })
+    results.push(noTraffic(scenario))
   }
 }
 process.stdout.write(`${summaryLine(results)}\n`)

@@ -206,6 +206,25 @@ export const cannotMount = (): string | undefined => {
   }
 }
 
+/** The result of `scenario` before any traffic ran: every count 0, not passed. */
+export const noTraffic = (scenario: Scenario): ScenarioResult => ({
+  name: scenario.name,
+  boundMs: scenario.boundMs,
+  reads: 0,
+  writes: 0,
+  violations: 0,
+  maxStaleMs: new Map<string, number>(),
+  status5xx: 0,
+  status503: 0,
+  errors: 0,
+  restarts: 0,
+  crashes: 0,
+  flushes: 0,
+  hostile: 0,
+  hostileBad: 0,
+  passed: false
+})
+
 /** Aborts of the clusters running now, for an interrupt of the runner. */
 export const running = new Set<() => void>()
 
@@ -216,23 +235,7 @@ export const runScenario = async (
   log: (message: string) => void = () => {}
 ): Promise<ScenarioResult & { readonly history: History }> => {
   const history = emptyHistory()
-  const base = {
-    name: scenario.name,
-    boundMs: scenario.boundMs,
-    reads: 0,
-    writes: 0,
-    violations: 0,
-    maxStaleMs: new Map<string, number>(),
-    status5xx: 0,
-    status503: 0,
-    errors: 0,
-    restarts: 0,
-    crashes: 0,
-    flushes: 0,
-    hostile: 0,
-    hostileBad: 0,
-    history
-  }
+  const base = { ...noTraffic(scenario), history }
   if (scenario.instances.some((instance) => instance.tmpfs !== undefined)) {
     const why = cannotMount()
     if (why !== undefined) return { ...base, skipped: `cannot mount tmpfs (${why})`, passed: false }
