@@ -12,11 +12,11 @@
  * This module is the service and its wiring; the mechanisms are in `internal/`: the store guard (breaker and
  * recovery), single flight, fenced fills, the L1 and invalidation.
  */
-import { Clock, Context, Effect, Exit, Layer, Option, type Schema, type Scope } from "effect"
+import { Clock, Context, Effect, Exit, Layer, Option, Schema, type Scope } from "effect"
 import type * as CacheKey from "../src/CacheKey.ts"
 import { CacheStore, type CacheStoreError, type WriteOptions } from "../src/CacheStore.ts"
 import type { CacheValue, ScoredMember } from "../src/CacheValue.ts"
-import { DataSource, type LoadError } from "../src/DataSource.ts"
+import { DataSource, type LoadError, type LoadTimeoutError } from "../src/DataSource.ts"
 import type { InvalidPatternError, Target } from "../src/InvalidationEvent.ts"
 import * as Ttl from "../src/Ttl.ts"
 import * as CacheCounters from "./internal/CacheCounters.ts"
@@ -51,10 +51,40 @@ export interface CacheOptions {
   /** An in-process near-cache of string entries in front of the store; none when absent (or `maxEntries` is 0). */
   readonly l1?: L1Options | undefined
   /**
+   * Fail-safe: a loaded entry is kept `maxStale` past its TTL, and a load that fails (or times out) answers that stale
+   * copy instead of failing. Off when absent (or `maxStale` is 0). An invalidation removes the stale copy too.
+   */
+  readonly failSafe?: FailSafeOptions | undefined
+  /** Soft and hard timeouts of a load (`getOrLoad`, `fetch`). None when absent. */
+  readonly sourceTimeouts?: SourceTimeouts | undefined
+  /**
+   * Eager refresh: a hit on an entry older than this fraction of its TTL (0 < f < 1) starts one background reload,
+   * fenced like any fill; the caller gets the current value at once. Off when absent.
+   */
+  readonly eagerRefresh?: number | undefined
+  /** How long `fetch` remembers that the source does not have a key (a negative entry). Off when absent or 0. */
+  readonly negativeTtl?: Ttl.Input | undefined
+  /**
    * For the property tests only: breaks one coherence rule on purpose (a loaded value enters the L1 before its
    * fenced fill), so a test can show the property catches it. Never set it otherwise.
    */
   readonly brokenForTests?: { readonly l1FillBeforeFence?: boolean } | undefined
+}
+
+/** When a stale copy may stand in for a failed load. */
+export interface FailSafeOptions {
+  /** How long past its TTL an entry may still be answered when its load fails. */
+  readonly maxStale: Ttl.Input
+  /** After a failed load answered stale, how long the stale copy is answered before the source is tried again. Default 30 s. */
+  readonly throttle?: Ttl.Input | undefined
+}
+
+/** How long a load may take. */
+export interface SourceTimeouts {
+  /** Past this, a caller with a stale copy gets it and the load goes on in the background (its fill still fenced). */
+  readonly soft?: Ttl.Input | undefined
+  /** Past this, the load is abandoned: `LoadTimeoutError`, or the stale copy under fail-safe. */
+  readonly hard?: Ttl.Input | undefined
 }
 
 /** The bounds of the L1. */
@@ -82,6 +112,15 @@ export interface LoadOptions<A> {
   /** Tags recorded with the filled entry (and with its lease, so a tag invalidation fences the load). */
   readonly tags?: ReadonlyArray<string> | undefined
 }
+
+/**
+ * What `fetch` answers: the value (`stale` when it is a fail-safe copy past its TTL, answered because the load failed,
+ * timed out or is throttled), or `NotFound` when the source does not have the key (answered from a negative entry
+ * without calling the source while one is cached).
+ */
+export type Fetched<A> =
+  | { readonly _tag: "Found"; readonly value: A; readonly stale: boolean }
+  | { readonly _tag: "NotFound" }
 
 /** The TTL of a merge into a collection; the cache's default TTL when absent. */
 export interface TtlOptionsInput {
@@ -160,7 +199,16 @@ export class Cache extends Context.Service<
       key: string,
       load: Effect.Effect<A, E, R>,
       options: LoadOptions<A>
-    ) => Effect.Effect<A, E | CacheKey.InvalidKeyError, R>
+    ) => Effect.Effect<A, E | CacheKey.InvalidKeyError | LoadTimeoutError, R>
+    /**
+     * `getOrLoad` for a load that may find nothing (`Option.none()`), answering whether the value is stale: with
+     * `negativeTtl`, "not found" is cached too, so a burst of lookups of a missing key costs one load.
+     */
+    readonly fetch: <A, E, R>(
+      key: string,
+      load: Effect.Effect<Option.Option<A>, E, R>,
+      options: LoadOptions<A>
+    ) => Effect.Effect<Fetched<A>, E | CacheKey.InvalidKeyError | LoadTimeoutError, R>
     /**
      * The values of `keys`: one MGET, then one `DataSource.loadMany` for the misses, filled back fenced. Keys the
      * source does not have are absent from the answer.
@@ -313,6 +361,12 @@ export const make = Effect.fnUntraced(function* (options: CacheOptions = {}, pub
     exists: (key) => checked(key, () => guard.read(key, store.exists(key), false)),
     ttl: (key) => checked(key, () => guard.read(key, store.ttl(key), undefined)),
     getOrLoad: loading.getOrLoad,
+    fetch: (key, load, options) =>
+      loading.getOrLoad(key, load, { ...options, schema: Schema.Option(options.schema) as never }).pipe(
+        Effect.map((found: Option.Option<any>) =>
+          Option.isSome(found) ? { _tag: "Found", value: found.value, stale: false } : { _tag: "NotFound" }
+        )
+      ),
     getMany: loading.getMany,
     read: (key) =>
       checked(key, () => Effect.map(readEntry(key), (result) => (result._tag === "Found" ? result.value : undefined))),

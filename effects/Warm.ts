@@ -14,6 +14,9 @@ import { DataSource, type DataSourceShape, type LoadError } from "../src/DataSou
 import type * as Ttl from "../src/Ttl.ts"
 import { Cache, type ValueSchema } from "./Cache.ts"
 
+/** Which keys a warm loads: only those missing, or every key (refreshing present ones). */
+export type WarmMode = "missing" | "refresh"
+
 /** How to warm. */
 export interface WarmOptions<A = unknown> {
   /** The schema values are checked against and stored with; default any JSON value, stored as its JSON. */
@@ -22,6 +25,11 @@ export interface WarmOptions<A = unknown> {
   readonly ttl?: Ttl.Input | undefined
   /** Tags recorded with the warmed entries. */
   readonly tags?: ReadonlyArray<string> | undefined
+  /**
+   * `"missing"` (default): load only the keys the cache does not hold. `"refresh"`: reload present keys too, through
+   * a refresh lease that keeps the old value readable until the new one lands (and fences it by any invalidation).
+   */
+  readonly mode?: WarmMode | undefined
   /** Keys per `loadMany` call. Default 100. */
   readonly batchSize?: number | undefined
   /** Batches in flight at most (and so calls to the source at most). Default 8. */

@@ -12,6 +12,16 @@ export class LoadError extends Schema.TaggedError<LoadError>()("LoadError", {
   cause: Schema.optional(Schema.Defect())
 }) {}
 
+/** A load abandoned at the cache's hard timeout (`CacheOptions.sourceTimeouts.hard`). */
+export class LoadTimeoutError extends Schema.TaggedError<LoadTimeoutError>()("LoadTimeoutError", {
+  key: Schema.String,
+  timeoutMs: Schema.Finite
+}) {
+  override get message(): string {
+    return `the load of ${JSON.stringify(this.key)} did not finish within ${this.timeoutMs} ms`
+  }
+}
+
 /** Options a data source adapter cannot work with, refused when the source is built rather than on its first load. */
 export class InvalidSourceOptionsError extends Schema.TaggedError<InvalidSourceOptionsError>()(
   "InvalidSourceOptionsError",

@@ -21,6 +21,14 @@ export interface Counters {
   degradedReads: number
   /** Writes and deletes that failed soft. */
   failedWrites: number
+  /** Answers of a stale copy: fail-safe after a failed or timed-out load, a soft timeout, or a throttled retry. */
+  staleAnswers: number
+  /** Loads run in the background while callers had their answer: eager refreshes and loads past a soft timeout. */
+  backgroundRefreshes: number
+  /** Lookups answered "not found" from a negative entry, without calling the source. */
+  negativeHits: number
+  /** Loads abandoned at the hard timeout. */
+  loadTimeouts: number
 }
 
 /** Fresh counters, all zero. */
@@ -34,5 +42,9 @@ export const make = (): Counters => ({
   fencedFills: 0,
   decodeFailures: 0,
   degradedReads: 0,
-  failedWrites: 0
+  failedWrites: 0,
+  staleAnswers: 0,
+  backgroundRefreshes: 0,
+  negativeHits: 0,
+  loadTimeouts: 0
 })

@@ -82,6 +82,7 @@ const makeGetEntry = (cache: Cache["Service"], source: DataSourceShape | undefin
           SourceMiss: () => Effect.fail(new CacheMiss({ key, hit: false })),
           LoadError: (error) =>
             Effect.fail(unavailable("source_failed", `the data source failed to load the key: ${error.message}`)),
+          LoadTimeoutError: (error) => Effect.fail(unavailable("source_timeout", error.message)),
           InvalidKeyError: (error) => Effect.fail(invalidKey(error))
         })
       )
