@@ -362,11 +362,13 @@ export const make = Effect.fnUntraced(function* (options: CacheOptions = {}, pub
     ttl: (key) => checked(key, () => guard.read(key, store.ttl(key), undefined)),
     getOrLoad: loading.getOrLoad,
     fetch: (key, load, options) =>
-      loading.getOrLoad(key, load, { ...options, schema: Schema.Option(options.schema) as never }).pipe(
-        Effect.map((found: Option.Option<any>) =>
-          Option.isSome(found) ? { _tag: "Found", value: found.value, stale: false } : { _tag: "NotFound" }
-        )
-      ),
+      loading
+        .getOrLoad(key, load, { ...options, schema: Schema.Option(options.schema) as never })
+        .pipe(
+          Effect.map((found: Option.Option<any>) =>
+            Option.isSome(found) ? { _tag: "Found", value: found.value, stale: false } : { _tag: "NotFound" }
+          )
+        ),
     getMany: loading.getMany,
     read: (key) =>
       checked(key, () => Effect.map(readEntry(key), (result) => (result._tag === "Found" ? result.value : undefined))),

@@ -52,6 +52,13 @@ export interface WriteOptions extends TtlOptions {
   readonly tags?: ReadonlyArray<string> | undefined
 }
 
+/**
+ * How a lease treats an entry already at its key: `"fill"` (a load on a miss) leaves it there and answers it;
+ * `"refresh"` (a reload of a present entry) takes the key anyway but keeps the entry readable, unchanged, until the
+ * fill replaces it — or until any write, delete or invalidation of the key removes both, which fences the reload.
+ */
+export type LeaseMode = "fill" | "refresh"
+
 /** What `lease` found: the lease was taken, or a value was already there (filled by someone else). */
 export type LeaseResult = { readonly _tag: "Acquired" } | { readonly _tag: "Present"; readonly value: string }
 
@@ -93,12 +100,17 @@ export class CacheStore extends Context.Service<
     /** Remaining TTL of `key` in milliseconds: `-1` when it never expires, `undefined` when it is absent. */
     readonly ttl: (key: string) => Effect.Effect<number | undefined, CacheStoreError>
 
-    /** Puts a lease with `token` at `key` unless a value is there; a previous lease is replaced (and so fenced). */
+    /**
+     * Puts a lease with `token` at `key` (carrying `tags`, so a tag invalidation fences it); a previous lease is
+     * replaced (and so fenced). In `"fill"` mode (the default) a string already there is answered as `Present` and
+     * no lease is taken; in `"refresh"` mode the lease is taken and the string stays readable under it.
+     */
     readonly lease: (
       key: string,
       token: string,
       leaseMs: number,
-      tags?: ReadonlyArray<string>
+      tags?: ReadonlyArray<string>,
+      mode?: LeaseMode
     ) => Effect.Effect<LeaseResult, CacheStoreError>
     /** Writes `value` only if `key` still holds the lease `token`; answers whether it wrote. */
     readonly fill: (
@@ -107,8 +119,11 @@ export class CacheStore extends Context.Service<
       value: string,
       options?: WriteOptions
     ) => Effect.Effect<boolean, CacheStoreError>
-    /** Removes the lease `token` from `key` if it is still there (a load that failed). */
-    readonly release: (key: string, token: string) => Effect.Effect<void, CacheStoreError>
+    /**
+     * Removes the lease `token` from `key` if it is still there (a load that failed). The entry a refresh lease kept
+     * readable stays, unless `keep` is false (the source no longer has the key).
+     */
+    readonly release: (key: string, token: string, keep?: boolean) => Effect.Effect<void, CacheStoreError>
 
     /** The whole value at `key`, of whichever data type it holds. */
     readonly read: (key: string) => Effect.Effect<CacheValue | undefined, CacheStoreError>

@@ -31,6 +31,8 @@ interface Slot {
   expiresAt: number
   /** The tags the entry (or the lease) was written with. */
   tags: ReadonlyArray<string>
+  /** A refresh lease over this (string) entry: any write or delete of the key replaces the slot, and so drops it. */
+  refresh?: { readonly token: string; readonly tags: ReadonlyArray<string> } | undefined
 }
 
 const noTags: ReadonlyArray<string> = []
@@ -176,7 +178,14 @@ export const make: Effect.Effect<CacheStore["Service"]> = Effect.sync(() => {
   }
 
   /** Whether `key` holds a live entry or lease carrying `tag`. */
-  const carries = (key: string, tag: string, now: number): boolean => live(key, now)?.tags.includes(tag) ?? false
+  const carries = (key: string, tag: string, now: number): boolean => {
+    const slot = live(key, now)
+    return slot !== undefined && (slot.tags.includes(tag) || slot.refresh?.tags.includes(tag) === true)
+  }
+
+  /** Whether `slot` holds the lease `token`, bare or as a refresh lease over an entry. */
+  const holds = (slot: Slot | undefined, token: string): slot is Slot =>
+    slot !== undefined && ((slot.data.type === "lease" && slot.data.token === token) || slot.refresh?.token === token)
 
   const readString = (
     operation: string,
@@ -221,25 +230,32 @@ export const make: Effect.Effect<CacheStore["Service"]> = Effect.sync(() => {
         return !isEntry(slot) ? undefined : slot.expiresAt === Infinity ? -1 : slot.expiresAt - now
       }),
 
-    lease: (key, token, leaseMs, leaseTags) =>
+    lease: (key, token, leaseMs, leaseTags, mode) =>
       withNow((now) =>
         Effect.map(readString("lease", key, now), (value) => {
-          if (value !== undefined) return { _tag: "Present", value } as const
-          put(key, { type: "lease", token }, now, { ttlMs: leaseMs, tags: leaseTags })
+          if (value === undefined) {
+            put(key, { type: "lease", token }, now, { ttlMs: leaseMs, tags: leaseTags })
+            return acquired
+          }
+          if (mode !== "refresh") return { _tag: "Present", value } as const
+          const slot = slots.get(key)!
+          slot.refresh = { token, tags: leaseTags ?? noTags }
+          record(key, slot.refresh.tags, slot.expiresAt, now)
           return acquired
         })
       ),
     fill: (key, token, value, options) =>
       syncNow((now) => {
-        const slot = live(key, now)
-        if (slot?.data.type !== "lease" || slot.data.token !== token) return false
+        if (!holds(live(key, now), token)) return false
         put(key, { type: "string", value }, now, options)
         return true
       }),
-    release: (key, token) =>
+    release: (key, token, keep) =>
       syncNow((now) => {
         const slot = live(key, now)
-        if (slot?.data.type === "lease" && slot.data.token === token) slots.delete(key)
+        if (!holds(slot, token)) return
+        if (slot.data.type === "lease" || keep === false) remove(key, now)
+        else slot.refresh = undefined
       }),
 
     read: (key) =>
@@ -360,7 +376,14 @@ export const make: Effect.Effect<CacheStore["Service"]> = Effect.sync(() => {
         for (const tag of deleteTags) {
           const index = tags.get(tag)
           if (index === undefined) continue
-          for (const key of index.keys()) if (carries(key, tag, now) && remove(key, now)) removed++
+          for (const key of index.keys()) {
+            const slot = live(key, now)
+            if (slot === undefined) continue
+            // An entry carrying the tag is counted; a refresh lease taken with it is removed (fenced) uncounted.
+            if (slot.tags.includes(tag)) {
+              if (remove(key, now)) removed++
+            } else if (slot.refresh?.tags.includes(tag) === true) remove(key, now)
+          }
           tags.delete(tag)
         }
         return removed

@@ -2,7 +2,9 @@
  * The Lua scripts of the Redis store. Each runs atomically on the server, which is what makes leases, fenced
  * fills, exact-count deletes and tag verification correct under concurrency. Layout of the keyspace:
  * - a string entry is its JSON text, or `\1<tags JSON>\0<JSON text>` when written with tags;
- * - a lease is `\0lease:<token>` at the entry's key;
+ * - a lease is `\0lease:<token>` at the entry's key; a refresh lease over a string entry is
+ *   `\0lease:<token>\0<the entry as stored>`, TTL kept: the entry stays readable until the fill replaces it, and any
+ *   write or delete of the key removes both (which fences the reload);
  * - `\0tag:<tag>` is a sorted set of the keys carrying the tag, scored by their expiry (server ms, `inf` for
  *   none); it drops expired members when written and expires with its last member;
  * - `\0kt:<key>` holds the tags JSON of a tagged hash/set/sorted-set/list entry.
@@ -39,26 +41,40 @@ local function split_tagged(v)
   local sep = string.find(v, '\\0', 2, true)
   return cjson.decode(string.sub(v, 2, sep - 1)), string.sub(v, sep + 1)
 end
--- What a reader may see of a key: 'none', 'lease', or the type with its tags; an entry whose tags are no
--- longer all indexed (an index was evicted) is deleted and reads as 'none'.
+-- The entry a refresh lease keeps readable (as stored), or nil for a bare lease.
+local function kept_of(v)
+  local sep = string.find(v, '\\0', 2, true)
+  if not sep then return nil end
+  return string.sub(v, sep + 1)
+end
+-- What a reader may see of a key: 'none', 'lease', or the type with its tags (and whether a refresh lease holds
+-- it); an entry whose tags are no longer all indexed (an index was evicted) is deleted and reads as 'none'.
 local function inspect(key)
   local t = redis.call('TYPE', key).ok
-  if t == 'none' then return 'none', nil, nil end
+  if t == 'none' then return 'none', nil, nil, false end
   if t == 'string' then
     local v = redis.call('GET', key)
-    local b = string.byte(v, 1)
-    if b == 0 then return 'lease', nil, v end
-    if b == 1 then
-      local tags, payload = split_tagged(v)
-      if not listed(key, tags) then redis.call('DEL', key) return 'none', nil, nil end
-      return 'string', tags, payload
+    local leased = false
+    if string.byte(v, 1) == 0 then
+      local kept = kept_of(v)
+      if not kept then return 'lease', nil, v, true end
+      v, leased = kept, true
     end
-    return 'string', {}, v
+    if string.byte(v, 1) == 1 then
+      local tags, payload = split_tagged(v)
+      if not listed(key, tags) then redis.call('DEL', key) return 'none', nil, nil, false end
+      return 'string', tags, payload, leased
+    end
+    return 'string', {}, v, leased
   end
   local kt = redis.call('GET', '\\0kt:' .. key)
   local tags = (kt and cjson.decode(kt)) or {}
-  if not listed(key, tags) then redis.call('DEL', key, '\\0kt:' .. key) return 'none', nil, nil end
-  return t, tags, nil
+  if not listed(key, tags) then redis.call('DEL', key, '\\0kt:' .. key) return 'none', nil, nil, false end
+  return t, tags, nil, false
+end
+-- Whether the string \`cur\` is the lease \`lease\`, bare or over a kept entry.
+local function holds(cur, lease)
+  return cur and (cur == lease or string.sub(cur, 1, #lease + 1) == lease .. '\\0')
 end
 local function remove(key, kind, tags)
   if tags then for _, tag in ipairs(tags) do redis.call('ZREM', '\\0tag:' .. tag, key) end end
@@ -91,7 +107,12 @@ if type(v) == 'table' and v.err then
 end
 if not v then return false end
 local b = string.byte(v, 1)
-if b == 0 then return false end
+if b == 0 then
+  local kind, tags, payload = inspect(KEYS[1])
+  if kind ~= 'string' then return false end
+  if #tags == 0 then return {payload, redis.call('PTTL', KEYS[1])} end
+  return {payload, redis.call('PTTL', KEYS[1]), cjson.encode(tags)}
+end
 if b == 1 then
   local sep = string.find(v, '\\0', 2, true)
   local tagsJson = string.sub(v, 2, sep - 1)
@@ -108,31 +129,43 @@ if ARGV[2] == '' then redis.call('SET', KEYS[1], ARGV[1]) else redis.call('SET',
 index_tags(KEYS[1], tags, ARGV[2])
 return 1`),
 
-  // KEYS: key; ARGV: lease value, lease ms, tags... → {1, value} when a value is present, else {0}
+  // KEYS: key; ARGV: lease value, lease ms, mode ('fill' | 'refresh'), tags... → {1, value} when a value is
+  // present (fill mode), else {0}: the lease is taken (in refresh mode over the entry, kept readable, TTL kept)
   ecLease: script(`
 local kind, _, payload = inspect(KEYS[1])
-if kind == 'string' then return {1, payload} end
+local tags = {}
+for i = 4, #ARGV do tags[#tags + 1] = ARGV[i] end
+if kind == 'string' then
+  if ARGV[3] ~= 'refresh' then return {1, payload} end
+  local v = redis.call('GET', KEYS[1])
+  if string.byte(v, 1) == 0 then v = kept_of(v) end
+  redis.call('SET', KEYS[1], ARGV[1] .. '\\0' .. v, 'KEEPTTL')
+  local ttl = redis.call('PTTL', KEYS[1])
+  index_tags(KEYS[1], tags, (ttl < 0 and '') or tostring(ttl))
+  return {0}
+end
 if kind ~= 'none' and kind ~= 'lease' then
   return redis.error_reply('WRONGTYPE Operation against a key holding the wrong kind of value')
 end
-local tags = {}
-for i = 3, #ARGV do tags[#tags + 1] = ARGV[i] end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 index_tags(KEYS[1], tags, ARGV[2])
 return {0}`),
 
   // KEYS: key; ARGV: lease value, stored value, ttl ms or '', tags... → 1 when written
   ecFill: script(`
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if not holds(redis.call('GET', KEYS[1]), ARGV[1]) then return 0 end
 local tags = {}
 for i = 4, #ARGV do tags[#tags + 1] = ARGV[i] end
 if ARGV[3] == '' then redis.call('SET', KEYS[1], ARGV[2]) else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end
 index_tags(KEYS[1], tags, ARGV[3])
 return 1`),
 
-  // KEYS: key; ARGV: lease value
+  // KEYS: key; ARGV: lease value, '1' to keep the entry a refresh lease holds (else it is removed too)
   ecRelease: script(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+local cur = redis.call('GET', KEYS[1])
+if not holds(cur, ARGV[1]) then return 0 end
+if cur == ARGV[1] or ARGV[2] ~= '1' then redis.call('DEL', KEYS[1])
+else redis.call('SET', KEYS[1], string.sub(cur, #ARGV[1] + 2), 'KEEPTTL') end
 return 0`),
 
   // KEYS: keys → number of live entries removed (leases removed, not counted)
@@ -153,11 +186,12 @@ local n = 0
 for _, tag in ipairs(ARGV) do
   local idx = '\\0tag:' .. tag
   for _, key in ipairs(redis.call('ZRANGE', idx, 0, -1)) do
-    local kind, tags = inspect(key)
+    local kind, tags, _, leased = inspect(key)
     if kind == 'lease' then remove(key, kind, nil)
     elseif kind ~= 'none' and has(tags, tag) then
       n = n + 1
       remove(key, kind, tags)
+    elseif leased then remove(key, 'lease', nil) -- a refresh lease taken with the tag: fenced, not counted
     end
   end
   redis.call('DEL', idx)
@@ -169,8 +203,8 @@ return n`),
 local idx = '\\0tag:' .. ARGV[1]
 local live = {}
 for _, key in ipairs(redis.call('ZRANGE', idx, 0, -1)) do
-  local kind, tags = inspect(key)
-  if kind == 'lease' or (kind ~= 'none' and has(tags, ARGV[1])) then live[#live + 1] = key
+  local kind, tags, _, leased = inspect(key)
+  if kind == 'lease' or leased or (kind ~= 'none' and has(tags, ARGV[1])) then live[#live + 1] = key
   else redis.call('ZREM', idx, key) end
 end
 return live`),

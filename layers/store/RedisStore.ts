@@ -169,12 +169,15 @@ export const make = Effect.fnUntraced(function* (options: RedisStoreOptions) {
   const checked = (key: string) =>
     call("get", key, () => r.ecGet(1, key)) as Effect.Effect<string | null, CacheStoreError>
 
-  /** A string as readers see it: a lease is absent; a tagged entry is verified by a script (an index may be gone). */
+  /**
+   * A string as readers see it: a bare lease is absent; a tagged entry, or one a refresh lease keeps readable, is
+   * read again through a script (which verifies its tags: an index may be gone).
+   */
   const readString = (key: string, value: string | null): Effect.Effect<string | undefined, CacheStoreError> => {
     if (value === null) return absent
     const first = value.charCodeAt(0)
-    if (first === 0) return absent
-    return first === 1 ? Effect.map(checked(key), (v) => v ?? undefined) : Effect.succeed(value)
+    if (first === 0 && value.indexOf("\u0000", 1) < 0) return absent
+    return first <= 1 ? Effect.map(checked(key), (v) => v ?? undefined) : Effect.succeed(value)
   }
 
   const ttlString = (options: TtlOptions | undefined) => (options?.ttlMs === undefined ? "" : String(options.ttlMs))
@@ -222,8 +225,10 @@ export const make = Effect.fnUntraced(function* (options: RedisStoreOptions) {
     ttl: (key) =>
       call("ttl", key, () => r.ecTtl(1, key)).pipe(Effect.map((ms) => (ms === -2 ? undefined : (ms as number)))),
 
-    lease: (key, token, leaseMs, tags) =>
-      call("lease", key, () => r.ecLease(1, key, leasePrefix + token, String(leaseMs), ...(tags ?? []))).pipe(
+    lease: (key, token, leaseMs, tags, mode) =>
+      call("lease", key, () =>
+        r.ecLease(1, key, leasePrefix + token, String(leaseMs), mode ?? "fill", ...(tags ?? []))
+      ).pipe(
         Effect.map((reply): LeaseResult => {
           const [present, value] = reply as [number, string?]
           return present === 1 ? { _tag: "Present", value: value! } : { _tag: "Acquired" }
@@ -240,7 +245,10 @@ export const make = Effect.fnUntraced(function* (options: RedisStoreOptions) {
           ...(options?.tags ?? [])
         )
       ).pipe(Effect.map((written) => written === 1)),
-    release: (key, token) => call("release", key, () => r.ecRelease(1, key, leasePrefix + token)).pipe(Effect.asVoid),
+    release: (key, token, keep) =>
+      call("release", key, () => r.ecRelease(1, key, leasePrefix + token, keep === false ? "0" : "1")).pipe(
+        Effect.asVoid
+      ),
 
     read: (key) => call("read", key, () => r.ecRead(1, key)).pipe(Effect.map(toValue)),
     readWithTtl: (key) =>

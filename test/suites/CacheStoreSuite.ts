@@ -209,6 +209,84 @@ export const suite = <E>(name: string, layer: Layer.Layer<CacheStore, E>, option
         assert.isUndefined(yield* store.get(key2))
       }))
 
+    test("a refresh lease keeps the entry readable, with its TTL and tags, until the fill replaces it", (store) =>
+      Effect.gen(function* () {
+        const [key, tag] = [fresh("refresh"), fresh("refresh-tag")]
+        yield* store.set(key, '"old"', { ttlMs: 60_000, tags: [tag] })
+        assert.deepStrictEqual(yield* store.lease(key, "t1", 10_000, [tag], "refresh"), { _tag: "Acquired" })
+        assert.strictEqual(yield* store.get(key), '"old"')
+        assert.deepStrictEqual(yield* store.getMany([key]), ['"old"'])
+        const read = yield* store.getWithTtl(key)
+        assert.strictEqual(read?.value, '"old"')
+        assert.deepStrictEqual(read?.tags, [tag])
+        assert.isTrue(read!.ttlMs > 10_000, "the entry keeps its own TTL, not the lease's")
+        assert.deepStrictEqual(yield* store.readWithTtl(key).pipe(Effect.map((r) => r?.value)), {
+          type: "string",
+          value: '"old"'
+        })
+        assert.isTrue(yield* store.exists(key))
+        assert.deepStrictEqual(yield* store.lease(key, "t2", 10_000, [], "fill"), { _tag: "Present", value: '"old"' })
+        assert.isTrue(yield* store.fill(key, "t1", '"new"', { ttlMs: 60_000, tags: [tag] }))
+        assert.strictEqual(yield* store.get(key), '"new"')
+        assert.isFalse(yield* store.fill(key, "t1", '"again"'))
+      }))
+
+    test("a write, a delete, a pattern or a tag removes a refreshed entry and fences its reload", (store) =>
+      Effect.gen(function* () {
+        const [a, b, c, d, tag, leaseTag] = [
+          fresh("rf-set"),
+          fresh("rf-del"),
+          fresh("rf-pattern"),
+          fresh("rf-tag"),
+          fresh("rf-t"),
+          fresh("rf-lt")
+        ]
+        for (const key of [a, b, c]) yield* store.set(key, '"old"')
+        yield* store.set(d, '"old"', { tags: [tag] })
+        for (const key of [a, b, c, d]) yield* store.lease(key, "t", 10_000, [leaseTag], "refresh")
+        yield* store.set(a, '"newer"')
+        assert.strictEqual(yield* store.delete([b]), 1, "the kept entry is a live entry")
+        assert.strictEqual(yield* store.deletePattern(c), 1)
+        assert.strictEqual(yield* store.deleteTagged([tag]), 1)
+        for (const key of [a, b, c, d]) assert.isFalse(yield* store.fill(key, "t", '"stale"'), key)
+        assert.strictEqual(yield* store.get(a), '"newer"')
+        for (const key of [b, c, d]) assert.isUndefined(yield* store.get(key), key)
+      }))
+
+    test("a tag the reload carries fences it, though the kept entry lacks the tag", (store) =>
+      Effect.gen(function* () {
+        const [key, leaseTag] = [fresh("rf-lease-tag"), fresh("rf-lease-tag")]
+        yield* store.set(key, '"old"')
+        yield* store.lease(key, "t", 10_000, [leaseTag], "refresh")
+        assert.strictEqual(yield* store.deleteTagged([leaseTag]), 0, "the kept entry does not carry the tag")
+        assert.isFalse(yield* store.fill(key, "t", '"stale"', { tags: [leaseTag] }))
+      }))
+
+    test("release of a refresh lease keeps the entry, unless told not to", (store) =>
+      Effect.gen(function* () {
+        const [kept, dropped] = [fresh("rf-keep"), fresh("rf-drop")]
+        for (const key of [kept, dropped]) {
+          yield* store.set(key, '"old"', { ttlMs: 60_000 })
+          yield* store.lease(key, "t", 10_000, [], "refresh")
+        }
+        yield* store.release(kept, "other")
+        yield* store.release(kept, "t")
+        assert.strictEqual(yield* store.get(kept), '"old"')
+        assert.isTrue((yield* store.ttl(kept))! > 10_000, "its TTL is unchanged")
+        assert.isFalse(yield* store.fill(kept, "t", '"late"'), "the lease is gone")
+        yield* store.release(dropped, "t", false)
+        assert.isUndefined(yield* store.get(dropped))
+      }))
+
+    test("a refresh lease on a missing key is a plain lease", (store) =>
+      Effect.gen(function* () {
+        const key = fresh("rf-missing")
+        assert.deepStrictEqual(yield* store.lease(key, "t", 10_000, [], "refresh"), { _tag: "Acquired" })
+        assert.isUndefined(yield* store.get(key))
+        assert.isTrue(yield* store.fill(key, "t", '"v"'))
+        assert.strictEqual(yield* store.get(key), '"v"')
+      }))
+
     test("an expired lease cannot be filled", (store) =>
       Effect.gen(function* () {
         const key = fresh("lease-exp")
