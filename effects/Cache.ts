@@ -12,7 +12,7 @@
  * This module is the service and its wiring; the mechanisms are in `internal/`: the store guard (breaker and
  * recovery), single flight, fenced fills, the L1 and invalidation.
  */
-import { Clock, Context, Effect, Exit, Layer, Option, Schema, type Scope } from "effect"
+import { Clock, Context, Effect, Exit, Layer, type Option, type Schema, type Scope } from "effect"
 import type * as CacheKey from "../src/CacheKey.ts"
 import { CacheStore, type CacheStoreError, type WriteOptions } from "../src/CacheStore.ts"
 import type { CacheValue, ScoredMember } from "../src/CacheValue.ts"
@@ -23,6 +23,7 @@ import * as CacheCounters from "./internal/CacheCounters.ts"
 import type { BreakerState } from "./internal/CircuitBreaker.ts"
 import { codecFor } from "./internal/Codec.ts"
 import * as FencedFill from "./internal/FencedFill.ts"
+import * as Freshness from "./internal/Freshness.ts"
 import * as Invalidation from "./internal/Invalidation.ts"
 import * as L1 from "./internal/L1.ts"
 import * as Loading from "./internal/Loading.ts"
@@ -210,6 +211,15 @@ export class Cache extends Context.Service<
       options: LoadOptions<A>
     ) => Effect.Effect<Fetched<A>, E | CacheKey.InvalidKeyError | LoadTimeoutError, R>
     /**
+     * Reloads every one of `keys` through `DataSource.loadMany`, whether cached or not: a present value stays readable
+     * until its reload replaces it, and any invalidation meanwhile fences the reload. Keys the source does not have
+     * are removed (or cached as negative entries with `negativeTtl`) and absent from the answer.
+     */
+    readonly refreshMany: <A>(
+      keys: ReadonlyArray<string>,
+      options: LoadOptions<A>
+    ) => Effect.Effect<ReadonlyMap<string, A>, CacheKey.InvalidKeyError | LoadError, DataSource>
+    /**
      * The values of `keys`: one MGET, then one `DataSource.loadMany` for the misses, filled back fenced. Keys the
      * source does not have are absent from the answer.
      */
@@ -306,10 +316,11 @@ export const make = Effect.fnUntraced(function* (options: CacheOptions = {}, pub
   })
   const clock = yield* Clock.Clock
   const now = () => clock.currentTimeMillisUnsafe()
-  const entries = StoredEntry.make(store, counters)
+  const entries = StoredEntry.make(store, counters, now)
+  const policy = Freshness.policy(options)
   const flights = new SingleFlight()
   const leaseMs = Ttl.toMillis(options.leaseTtl ?? "30 seconds") ?? 30_000
-  const fills = FencedFill.make({ store, guard, entries, counters, leaseMs, now })
+  const fills = FencedFill.make({ store, guard, entries, counters, leaseMs, now, policy })
   const scanCount = options.scanCount ?? 1000
   const defaultTtlMs = Ttl.toMillis(options.defaultTtl)
   const defaultWriteOptions: WriteOptions = { ttlMs: defaultTtlMs, tags: undefined }
@@ -320,7 +331,20 @@ export const make = Effect.fnUntraced(function* (options: CacheOptions = {}, pub
 
   const l1 = L1.make(options.l1 && { ...options.l1, ttlMs: Ttl.toMillis(options.l1.ttl) })
   const l1FillBeforeFence = options.brokenForTests?.l1FillBeforeFence === true
-  const deps = { store, guard, entries, counters, flights, fills, scope, writeOptions, l1, now, l1FillBeforeFence }
+  const deps = {
+    store,
+    guard,
+    entries,
+    counters,
+    flights,
+    fills,
+    scope,
+    writeOptions,
+    l1,
+    now,
+    policy,
+    l1FillBeforeFence
+  }
   const loading = Loading.make(deps)
 
   /** Publishes a key invalidation after `effect`, when there are peers to tell. */
@@ -348,27 +372,33 @@ export const make = Effect.fnUntraced(function* (options: CacheOptions = {}, pub
 
   const readEntry = loading.readEntry
 
+  /** A typed write's text and options as stored: stamped (and kept `maxStale` longer) when the policy stamps. */
+  const stored = (json: string, options: WriteOptions): [string, WriteOptions] => {
+    if (!policy.stamps) return [json, options]
+    const { text, ttlMs } = Freshness.stored(policy, json, now(), options.ttlMs)
+    return [text, { ttlMs, tags: options.tags }]
+  }
+
   return Cache.of({
     get: (key, schema) => checked(key, () => loading.get(key, codecFor(schema))),
     set: (key, value, options) =>
       checked(key, () => {
         const encoded = codecFor(options.schema).encode(value)
         if (Exit.isFailure(encoded)) return Effect.failCause(encoded.cause)
-        const write = store.set(key, encoded.value, writeOptions(options.ttl, options.tags))
+        const write = store.set(key, ...stored(encoded.value, writeOptions(options.ttl, options.tags)))
         return keyWrite(key, write, toWritten, notWritten)
       }),
     delete: (key) => checked(key, () => keyWrite(key, store.delete([key]), Invalidation.deleted, Invalidation.pending)),
-    exists: (key) => checked(key, () => guard.read(key, store.exists(key), false)),
-    ttl: (key) => checked(key, () => guard.read(key, store.ttl(key), undefined)),
+    exists: (key) =>
+      checked(key, () =>
+        policy.stamps
+          ? Effect.map(loading.ttl(key), (ms) => ms !== undefined)
+          : guard.read(key, store.exists(key), false)
+      ),
+    ttl: (key) => checked(key, () => loading.ttl(key)),
     getOrLoad: loading.getOrLoad,
-    fetch: (key, load, options) =>
-      loading
-        .getOrLoad(key, load, { ...options, schema: Schema.Option(options.schema) as never })
-        .pipe(
-          Effect.map((found: Option.Option<any>) =>
-            Option.isSome(found) ? { _tag: "Found", value: found.value, stale: false } : { _tag: "NotFound" }
-          )
-        ),
+    fetch: loading.fetch,
+    refreshMany: loading.refreshMany,
     getMany: loading.getMany,
     read: (key) =>
       checked(key, () => Effect.map(readEntry(key), (result) => (result._tag === "Found" ? result.value : undefined))),

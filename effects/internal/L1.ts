@@ -37,6 +37,8 @@ export interface Entry {
   readonly expiresAt: number
   /** When the store entry expires (epoch ms), `Infinity` for never: what a GET answers as its TTL. */
   readonly storeExpiresAt: number
+  /** When a hit on it should start a background refresh (eager refresh), `Infinity` for never. */
+  readonly refreshAt: number
   readonly hash: number
   prev: Entry | undefined
   next: Entry | undefined
@@ -157,7 +159,7 @@ export class L1 {
   /**
    * Offers what a read or fill that began at `stamp` found; it enters unless an invalidation covering `key` came
    * since, it is already expired, or it is too big or less wanted than what it would evict. `ttlMs` is the store's
-   * remaining TTL when the read began (-1: none).
+   * remaining TTL when the read began (-1: none); with a stamped entry, its remaining freshness.
    */
   admit(
     key: string,
@@ -167,7 +169,8 @@ export class L1 {
     codec: Codec<any> | undefined,
     tags: ReadonlyArray<string>,
     ttlMs: number,
-    startedAt: number
+    startedAt: number,
+    refreshAt = Infinity
   ): void {
     if (stamp < this.globalStamp) return
     if (this.recent.size > 0) {
@@ -193,6 +196,7 @@ export class L1 {
       tags,
       expiresAt,
       storeExpiresAt,
+      refreshAt,
       hash,
       prev: undefined,
       next: undefined

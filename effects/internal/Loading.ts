@@ -1,22 +1,28 @@
 /**
- * The read side of the cache: lookups, and loads on a miss. `getOrLoad` is cache-aside with one load per key per
- * instance at a time (callers of a key in flight join it through `SingleFlight` before asking the store) and a
- * fenced fill (`FencedFill`);
+ * The read side of the cache: lookups, and loads on a miss. `getOrLoad` (and `fetch`, its form for loads that may
+ * find nothing) is cache-aside with one load per key per instance at a time (callers of a key in flight join it
+ * through `SingleFlight` before asking the store) and a fenced fill (`FencedFill`);
  * `getMany` reads every key in one MGET and loads the misses in one `DataSource.loadMany` batch, joining loads
  * already in flight. A miss on a failing store (or an open breaker) answers from the loader. With an `L1`, `get`,
  * `getOrLoad` and `readEntry` answer its live entries without the store; a store hit (read with its TTL) and a
  * fill the store took enter it, unless an invalidation of the key came since the read or load began.
+ *
+ * Freshness (`Freshness`): a stamped entry past its TTL is reloaded through a refresh lease, and under fail-safe a
+ * caller may get it as a stale copy — after the soft timeout while the load goes on, or when the load fails — only
+ * while the store still holds that very copy (an invalidation removes it). A fresh hit past the eager-refresh
+ * fraction starts one background reload; a negative entry answers "not found" to `fetch`.
  */
-import { Deferred, Effect, Exit, Option, type Scope } from "effect"
+import { Cause, Deferred, Effect, Exit, Option, type Scope } from "effect"
 import type * as CacheKey from "../../src/CacheKey.ts"
-import type { CacheStore, WithTtl, WriteOptions } from "../../src/CacheStore.ts"
+import type { CacheStore, LeaseMode, WithTtl, WriteOptions } from "../../src/CacheStore.ts"
 import type { CacheValue } from "../../src/CacheValue.ts"
-import { DataSource, type LoadError } from "../../src/DataSource.ts"
+import { DataSource, type LoadError, type LoadTimeoutError } from "../../src/DataSource.ts"
 import type * as Ttl from "../../src/Ttl.ts"
-import type { LoadOptions, ReadResult } from "../Cache.ts"
+import type { Fetched, LoadOptions, ReadResult } from "../Cache.ts"
 import type { Counters } from "./CacheCounters.ts"
 import { type Codec, codecFor } from "./Codec.ts"
-import type { FencedFill } from "./FencedFill.ts"
+import type { FencedFill, FillPlan, StaleCopy } from "./FencedFill.ts"
+import * as Freshness from "./Freshness.ts"
 import { invalidKey } from "./Invalidation.ts"
 import type { Entry, L1 } from "./L1.ts"
 import { type Flight, type Reading, type Shared, type SingleFlight, valueFor } from "./SingleFlight.ts"
@@ -38,6 +44,7 @@ export interface LoadingDeps {
   readonly l1: L1 | undefined
   /** The cache's clock (epoch ms). */
   readonly now: () => number
+  readonly policy: Freshness.Policy
   /** Test-only: a loaded value enters the L1 before its fenced fill (a broken rule the property tests must catch). */
   readonly l1FillBeforeFence?: boolean | undefined
 }
@@ -46,6 +53,10 @@ const noTags: ReadonlyArray<string> = []
 const noneEffect = Effect.succeed(Option.none<never>())
 const unavailable: ReadResult = { _tag: "Unavailable" }
 const missing: ReadResult = { _tag: "Missing" }
+/** Keys remembered after a failed eager refresh at most (then the memory is cleared). */
+const maxBackoffKeys = 10_000
+/** What a reading's attached flight gets when its reader was interrupted: its callers load by themselves. */
+const abandonedRead: Option.Option<Shared> = Option.some({ value: undefined, codec: undefined as never, stale: false })
 
 /**
  * The value of an L1 entry for a caller with `codec`: as is when that codec decoded it, else its text decoded with
@@ -61,81 +72,109 @@ const fromEntry = <A>(entry: Entry, codec: Codec<A>): Exit.Exit<A, unknown> => {
   return decoded
 }
 
-/**
- * Waits for `flight` and answers its value decoded with this caller's `codec`; `otherwise` when it has none (a
- * batch found the key missing) or its value does not decode with this caller's schema.
- */
-const join = <A, E, R>(flight: Flight, codec: Codec<A>, otherwise: () => Effect.Effect<A, E, R>) =>
-  Effect.flatMap(Deferred.await(flight.result) as Effect.Effect<Option.Option<Shared>, E>, (shared) => {
-    if (Option.isNone(shared)) return otherwise()
-    const value = valueFor(shared.value, codec)
-    return Exit.isSuccess(value) ? Effect.succeed(value.value) : otherwise()
-  })
+/** How a lookup's caller answers each thing the store may hold. */
+interface Outcomes<A, B, E, R> {
+  /** A fresh value; `refreshAt` is when a hit on it should start an eager refresh (`Infinity`: never). */
+  hit(value: A, refreshAt: number): Effect.Effect<B, E, R>
+  /** Nothing usable: absent, undecodable (deleted), or the store failed. */
+  miss(): Effect.Effect<B, E, R>
+  /** A stamped entry past its freshness. */
+  expired(copy: StaleCopy<A>): Effect.Effect<B, E, R>
+  /** A fail-safe copy within its throttle: answered stale, without a load. */
+  throttled(copy: StaleCopy<A>): Effect.Effect<B, E, R>
+  /** A negative entry: the source does not have the key. */
+  negative(): Effect.Effect<B, E, R>
+}
+
+/** How `getOrLoad` and `fetch` answer. */
+interface Answer<A, B> {
+  readonly value: (value: A, stale: boolean) => B
+  /** How "not found" is answered; undefined (`getOrLoad`): by a load of the caller's own. */
+  readonly notFound: (() => B) | undefined
+}
+
+const asValue: Answer<any, any> = { value: (value) => value, notFound: undefined }
+const notFound: Fetched<never> = { _tag: "NotFound" }
+const asFetched: Answer<any, Fetched<any>> = {
+  value: (value, stale) => ({ _tag: "Found", value, stale }),
+  notFound: () => notFound
+}
 
 /** The read side over the deps. */
 export const make = (deps: LoadingDeps) => {
-  const { counters, entries, fills, flights, guard, l1, now, scope, store, writeOptions } = deps
+  const { counters, entries, fills, flights, guard, l1, now, policy, scope, store, writeOptions } = deps
+  /** Keys whose eager refresh failed, and when the next may start: a dead source is not asked at every hit. */
+  const refreshBackoff = new Map<string, number>()
 
   /** The live L1 entry of `key` (none while an invalidation of it is pending), counted as an L1 hit or miss. */
   const nearEntry = (key: string): Entry | undefined =>
     l1 === undefined || guard.isPending(key) ? undefined : l1.get(key, now())
 
-  /**
-   * The store read of `get` and `getOrLoad`, one step on a closed breaker: a decoded hit goes to `onHit`; a miss, an
-   * undecodable entry (deleted) or a failing store goes to `onMiss`.
-   */
-  const storeLookup = <A, B, E, R>(
+  /** Routes a stamped store string to its outcome; a fresh value enters the L1 (read at `startedAt`, stamp `since`). */
+  const classify = <A, B, E, R>(
     key: string,
+    found: WithTtl<string>,
+    stamped: Freshness.Stamped,
     codec: Codec<A>,
-    onHit: (value: A) => Effect.Effect<B, E, R>,
-    onMiss: () => Effect.Effect<B, E, R>
+    on: Outcomes<A, B, E, R>,
+    since: number,
+    startedAt: number
   ): Effect.Effect<B, E, R> => {
-    if (l1 === undefined) {
+    const { json, stamp } = stamped
+    if (stamp.kind === "negative") return now() < stamp.freshUntil ? on.negative() : on.miss()
+    const decoded = codec.decode(json)
+    if (Exit.isFailure(decoded)) return Effect.andThen(entries.undecodable(key), on.miss())
+    const copy = (): StaleCopy<A> => ({ value: decoded.value, text: found.value, stamp, json, tags: found.tags })
+    if (now() >= stamp.freshUntil) return on.expired(copy())
+    if (stamp.kind === "stale") return on.throttled(copy())
+    const refreshAt = Freshness.refreshAt(policy, stamp)
+    if (l1 !== undefined && !guard.isPending(key)) {
+      const ttlMs = stamp.freshUntil === Infinity ? -1 : stamp.freshUntil - startedAt
+      l1.admit(key, since, json, decoded.value, codec, found.tags, ttlMs, startedAt, refreshAt)
+    }
+    return on.hit(decoded.value, refreshAt)
+  }
+
+  /**
+   * The store read of a lookup, one step on a closed breaker. Without an L1 or stamps it is one GET; otherwise the
+   * read takes the entry's TTL and tags too, and a fresh hit enters the L1 unless the key was invalidated since.
+   */
+  const storeLookup = <A, B, E, R>(key: string, codec: Codec<A>, on: Outcomes<A, B, E, R>): Effect.Effect<B, E, R> => {
+    if (l1 === undefined && !policy.stamps) {
       return guard.get(
         key,
         store.get(key),
         (text) => {
-          if (text === undefined) return onMiss()
+          if (text === undefined) return on.miss()
+          const stamped = Freshness.isStamped(text) ? Freshness.parse(text) : undefined
+          if (stamped !== undefined)
+            return classify(key, { value: text, ttlMs: -1, tags: noTags }, stamped, codec, on, 0, 0)
           const decoded = codec.decode(text)
-          return Exit.isSuccess(decoded) ? onHit(decoded.value) : Effect.andThen(entries.undecodable(key), onMiss())
+          return Exit.isSuccess(decoded)
+            ? on.hit(decoded.value, Infinity)
+            : Effect.andThen(entries.undecodable(key), on.miss())
         },
-        onMiss
+        () => on.miss()
       )
     }
-    // With an L1 the read takes the entry's TTL too, and the hit enters the L1 unless the key was invalidated since.
-    const stamp = l1.begin()
+    const since = l1 === undefined ? 0 : l1.begin()
     const startedAt = now()
     return guard.get(
       key,
       store.getWithTtl(key),
       (found: WithTtl<string> | undefined) => {
-        if (found === undefined) return onMiss()
+        if (found === undefined) return on.miss()
+        const stamped = Freshness.isStamped(found.value) ? Freshness.parse(found.value) : undefined
+        if (stamped !== undefined) return classify(key, found, stamped, codec, on, since, startedAt)
         const decoded = codec.decode(found.value)
-        if (Exit.isFailure(decoded)) return Effect.andThen(entries.undecodable(key), onMiss())
-        if (!guard.isPending(key)) {
-          l1.admit(key, stamp, found.value, decoded.value, codec, found.tags, found.ttlMs, startedAt)
+        if (Exit.isFailure(decoded)) return Effect.andThen(entries.undecodable(key), on.miss())
+        if (l1 !== undefined && !guard.isPending(key)) {
+          l1.admit(key, since, found.value, decoded.value, codec, found.tags, found.ttlMs, startedAt)
         }
-        return onHit(decoded.value)
+        return on.hit(decoded.value, Infinity)
       },
-      onMiss
+      () => on.miss()
     )
-  }
-
-  /** The lookup of `get` and `getOrLoad`: the L1, then the store. */
-  const lookup = <A, B, E, R>(
-    key: string,
-    codec: Codec<A>,
-    onHit: (value: A) => Effect.Effect<B, E, R>,
-    onMiss: () => Effect.Effect<B, E, R>
-  ): Effect.Effect<B, E, R> => {
-    const entry = nearEntry(key)
-    if (entry !== undefined) {
-      // The schema that decoded it: the value as is, with no allocation.
-      if (entry.codec === codec) return onHit(entry.value as A)
-      const value = fromEntry(entry, codec)
-      if (Exit.isSuccess(value)) return onHit(value.value)
-    }
-    return storeLookup(key, codec, onHit, onMiss)
   }
 
   const hitSome = <A>(value: A) => {
@@ -146,105 +185,298 @@ export const make = (deps: LoadingDeps) => {
     counters.misses++
     return noneEffect
   }
-  const hitValue = <A>(value: A) => {
-    counters.hits++
-    return Effect.succeed(value)
+  /** `get` answers fresh values only: a stale copy or a negative entry is a miss. */
+  const getOutcomes: Outcomes<any, Option.Option<any>, never, never> = {
+    hit: hitSome,
+    miss: missNone,
+    expired: missNone,
+    throttled: missNone,
+    negative: missNone
   }
 
-  /** Starts the load of `key` in the cache's scope (so one caller's interruption spares the others) and waits. */
-  const lead = <A, E, R>(
-    key: string,
-    load: Effect.Effect<A, E, R>,
-    codec: Codec<A>,
-    options: LoadOptions<A>,
-    attached?: Flight | undefined
-  ): Effect.Effect<A, E, R> => {
+  /** Whether a stale copy may still stand in for a failed or slow load (fail-safe on, within its bound). */
+  const usable = <A>(copy: StaleCopy<A>): boolean => policy.maxStaleMs > 0 && now() < copy.stamp.staleUntil
+
+  /** One `getOrLoad` or `fetch` call: what it looks up, how it loads and answers, and its store read. */
+  class Call<A, B, E, R> implements Outcomes<A, B, E | LoadTimeoutError, R> {
+    reading: Reading | undefined = undefined
+    readonly key: string
+    /** `A` for getOrLoad, `Option<A>` for fetch (`optional`). */
+    readonly load: Effect.Effect<unknown, E, R>
+    readonly optional: boolean
+    readonly codec: Codec<A>
+    readonly options: LoadOptions<A>
+    readonly answer: Answer<A, B>
+    constructor(
+      key: string,
+      load: Effect.Effect<unknown, E, R>,
+      optional: boolean,
+      codec: Codec<A>,
+      options: LoadOptions<A>,
+      answer: Answer<A, B>
+    ) {
+      this.key = key
+      this.load = load
+      this.optional = optional
+      this.codec = codec
+      this.options = options
+      this.answer = answer
+    }
+
+    /** The load as one that may find nothing. */
+    optionLoad(): Effect.Effect<Option.Option<A>, E, R> {
+      return this.optional
+        ? (this.load as Effect.Effect<Option.Option<A>, E, R>)
+        : Effect.map(this.load as Effect.Effect<A, E, R>, Option.some)
+    }
+
+    hit(value: A, refreshAt: number) {
+      this.settleReading(Option.some({ value, codec: this.codec, stale: false }))
+      counters.hits++
+      const answered = this.answer.value(value, false)
+      return refreshAt <= now() ? refreshing(this, answered) : Effect.succeed(answered)
+    }
+    throttled(copy: StaleCopy<A>) {
+      this.settleReading(Option.some({ value: copy.value, codec: this.codec, stale: true }))
+      counters.hits++
+      counters.staleAnswers++
+      return Effect.succeed(this.answer.value(copy.value, true))
+    }
+    negative() {
+      const answer = this.answer.notFound
+      if (answer === undefined) return this.leadAfterRead("refresh", undefined)
+      this.settleReading(Option.none())
+      counters.hits++
+      counters.negativeHits++
+      return Effect.succeed(answer())
+    }
+    expired(copy: StaleCopy<A>) {
+      return this.leadAfterRead("refresh", usable(copy) ? copy : undefined)
+    }
+    miss() {
+      return this.leadAfterRead("fill", undefined)
+    }
+
+    /** The store read answered by itself: callers that attached to it get its answer. */
+    settleReading(result: Option.Option<Shared>) {
+      const reading = this.reading!
+      reading.answered = true
+      flights.endRead(this.key, reading)
+      if (reading.flight !== undefined) {
+        flights.end(this.key, reading.flight)
+        Deferred.doneUnsafe(reading.flight.result, Exit.succeed(result))
+      }
+    }
+
+    /** The store read found nothing fresh: lead the load (with the callers attached to the read), or join one. */
+    leadAfterRead(mode: LeaseMode, copy: StaleCopy<A> | undefined) {
+      const reading = this.reading!
+      reading.answered = true
+      flights.endRead(this.key, reading)
+      const raced = flights.get(this.key)
+      if (raced !== undefined && raced !== reading.flight) return joinFlight(this, raced)
+      counters.misses++
+      return lead(this, mode, copy, reading.flight)
+    }
+  }
+
+  /** Answers a flight's result to `call`: its own load instead when it has none and `call` cannot say "not found". */
+  const settle = <A, B, E, R>(
+    call: Call<A, B, E, R>,
+    shared: Option.Option<Shared>
+  ): Effect.Effect<B, E | LoadTimeoutError, R> => {
+    if (shared === abandonedRead) return lead(call, "fill", undefined)
+    if (Option.isNone(shared)) {
+      const answer = call.answer.notFound
+      return answer === undefined ? lead(call, "fill", undefined) : Effect.succeed(answer())
+    }
+    const value = valueFor(shared.value, call.codec)
+    if (Exit.isFailure(value)) return lead(call, "fill", undefined)
+    if (shared.value.stale) counters.staleAnswers++
+    return Effect.succeed(call.answer.value(value.value, shared.value.stale))
+  }
+
+  /**
+   * Waits for `flight`. With a stale copy on the flight and a soft timeout, a caller still waiting at the timeout
+   * gets the copy — if the store still holds it and no invalidation fenced the flight — and the load goes on.
+   */
+  const join = <A, B, E, R>(call: Call<A, B, E, R>, flight: Flight): Effect.Effect<B, E | LoadTimeoutError, R> => {
+    const awaited = Deferred.await(flight.result) as Effect.Effect<Option.Option<Shared>, E | LoadTimeoutError>
+    const soft = policy.softTimeoutMs
+    const copy = flight.copy
+    if (copy === undefined || soft === undefined) return Effect.flatMap(awaited, (shared) => settle(call, shared))
+    return Effect.flatMap(Effect.timeoutOption(awaited, soft), (done) => {
+      if (Option.isSome(done)) return settle(call, done.value)
+      return Effect.flatMap(guard.read(call.key, store.get(call.key), undefined), (current) => {
+        const value =
+          current === copy.text && flights.get(call.key) === flight && !guard.isPending(call.key)
+            ? valueFor(copy.shared, call.codec)
+            : undefined
+        if (value === undefined || Exit.isFailure(value))
+          return Effect.flatMap(awaited, (shared) => settle(call, shared))
+        if (!flight.background) {
+          flight.background = true
+          counters.backgroundRefreshes++
+        }
+        counters.staleAnswers++
+        return Effect.succeed(call.answer.value(value.value, true))
+      })
+    })
+  }
+
+  const joinFlight = <A, B, E, R>(call: Call<A, B, E, R>, flight: Flight) => {
+    counters.misses++
+    counters.sharedLoads++
+    return join(call, flight)
+  }
+
+  /** The load of `call` through a fenced fill, completing `flight` with its outcome (run in the cache's scope). */
+  const runLoad = <A, B, E, R>(
+    call: Call<A, B, E, R>,
+    mode: LeaseMode,
+    copy: StaleCopy<A> | undefined,
+    flight: Flight
+  ): Effect.Effect<unknown, unknown, R> => {
+    const { codec, key, options } = call
     const tags = options.tags ?? noTags
-    const flight = attached ?? flights.start(key, tags)
     const write = writeOptions(options.ttl, options.tags)
     const stamp = l1 === undefined ? 0 : l1.begin()
+    const ttlMs = write.ttlMs
     // A fill enters the L1 only once the store took it (a fenced fill never does), unless the key was invalidated
     // since the load began or an invalidation of it is pending.
     const onFilled =
       l1 === undefined
         ? undefined
         : (text: string, value: A, sentAt: number) => {
-            if (!guard.isPending(key)) l1.admit(key, stamp, text, value, codec, tags, write.ttlMs ?? -1, sentAt)
+            if (guard.isPending(key)) return
+            const refreshAt =
+              policy.eagerRefresh === undefined || ttlMs === undefined ? Infinity : sentAt + policy.eagerRefresh * ttlMs
+            l1.admit(key, stamp, text, value, codec, tags, ttlMs ?? -1, sentAt, refreshAt)
           }
+    const load = call.optionLoad()
     const loaded =
       l1 !== undefined && deps.l1FillBeforeFence === true
-        ? Effect.map(load, (value) => {
-            const text = codec.encode(value)
-            if (Exit.isSuccess(text)) {
-              l1.admit(key, l1.begin(), text.value, value, codec, tags, write.ttlMs ?? -1, now())
+        ? Effect.map(load, (found) => {
+            const text = Option.isSome(found) ? codec.encode(found.value) : undefined
+            if (text !== undefined && Option.isSome(found) && Exit.isSuccess(text)) {
+              l1.admit(key, l1.begin(), text.value, found.value, codec, tags, ttlMs ?? -1, now())
             }
-            return value
+            return found
           })
         : load
-    const run = fills.loadAndFill(key, loaded, codec, write, onFilled).pipe(
+    const plan: FillPlan<A> = { mode, stale: copy, onFilled }
+    return fills.loadAndFill(key, loaded, codec, write, plan).pipe(
       Effect.onExit((exit) => {
         flights.end(key, flight)
-        return Deferred.done(
-          flight.result,
-          Exit.map(exit, (value) => Option.some({ value, codec }))
-        )
+        return Deferred.done(flight.result, exit)
       })
     )
-    return Effect.andThen(
-      Effect.forkIn(run, scope),
-      join(flight, codec, () => lead(key, load, codec, options))
+  }
+
+  /** Starts the load of `call` in the cache's scope (so one caller's interruption spares the others) and waits. */
+  const lead = <A, B, E, R>(
+    call: Call<A, B, E, R>,
+    mode: LeaseMode,
+    copy: StaleCopy<A> | undefined,
+    attached?: Flight | undefined
+  ): Effect.Effect<B, E | LoadTimeoutError, R> => {
+    const flight = attached ?? flights.start(call.key, call.options.tags ?? noTags)
+    if (copy !== undefined)
+      flight.copy = { text: copy.text, shared: { value: copy.value, codec: call.codec, stale: true } }
+    return Effect.andThen(Effect.forkIn(Effect.ignore(runLoad(call, mode, copy, flight)), scope), join(call, flight))
+  }
+
+  /**
+   * Eager refresh: answers `answered` at once and reloads the key in the background through a refresh lease (the
+   * value stays readable), unless a load of it is in flight, an invalidation is pending, or its last refresh failed
+   * less than a throttle ago.
+   */
+  const refreshing = <A, B, E, R>(call: Call<A, B, E, R>, answered: B): Effect.Effect<B, never, R> => {
+    const { key } = call
+    if (flights.get(key) !== undefined || flights.reading(key) !== undefined || guard.isPending(key)) {
+      return Effect.succeed(answered)
+    }
+    const retryAt = refreshBackoff.get(key)
+    if (retryAt !== undefined) {
+      if (now() < retryAt) return Effect.succeed(answered)
+      refreshBackoff.delete(key)
+    }
+    counters.backgroundRefreshes++
+    const flight = flights.start(key, call.options.tags ?? noTags)
+    flight.background = true
+    const run = Effect.ignore(Effect.tapCause(runLoad(call, "refresh", undefined, flight), backedOff(key)))
+    return Effect.as(Effect.forkIn(run, scope), answered)
+  }
+
+  /** A failed eager refresh: logged, and not retried for a throttle. */
+  const backedOff = (key: string) => (cause: Cause.Cause<unknown>) => {
+    if (refreshBackoff.size >= maxBackoffKeys) refreshBackoff.clear()
+    refreshBackoff.set(key, now() + policy.throttleMs)
+    return Effect.logWarning("eager refresh failed; the current value stays").pipe(
+      Effect.annotateLogs({ key, cause: Cause.pretty(cause) })
     )
+  }
+
+  const obtain = <A, B, E, R>(
+    call: Call<A, B, E, R>,
+    entry: Entry | undefined
+  ): Effect.Effect<B, E | LoadTimeoutError, R> => {
+    const { codec, key } = call
+    if (entry !== undefined) {
+      const value = entry.codec === codec ? Exit.succeed(entry.value as A) : fromEntry(entry, codec)
+      if (Exit.isSuccess(value)) {
+        counters.hits++
+        const answered = call.answer.value(value.value, false)
+        return entry.refreshAt <= now() ? refreshing(call, answered) : Effect.succeed(answered)
+      }
+    }
+    // A key whose load is in flight here is joined before the store is asked: a pile-up on a cold key costs one
+    // store read (the leader's), not one per caller. An invalidation unregisters the flight, so no caller arriving
+    // after it joins a load that may be stale. A background refresh is not waited for: the value is still there.
+    const inFlight = flights.get(key)
+    if (inFlight !== undefined && !inFlight.background) return joinFlight(call, inFlight)
+    const reading = flights.reading(key)
+    if (reading !== undefined) {
+      reading.flight ??= flights.start(key, call.options.tags ?? noTags)
+      return joinFlight(call, reading.flight)
+    }
+    const mine = flights.beginRead(key)
+    call.reading = mine
+    return storeLookup(key, codec, call).pipe(Effect.onInterrupt(() => Effect.sync(() => abandoned(key, mine))))
   }
 
   const getOrLoad = <A, E, R>(
     key: string,
     load: Effect.Effect<A, E, R>,
     options: LoadOptions<A>
-  ): Effect.Effect<A, E | CacheKey.InvalidKeyError, R> => {
+  ): Effect.Effect<A, E | CacheKey.InvalidKeyError | LoadTimeoutError, R> => {
     const invalid = invalidKey(key)
     if (invalid !== undefined) return Effect.fail(invalid)
     const codec = codecFor(options.schema)
     const entry = nearEntry(key)
-    if (entry !== undefined) {
+    if (entry !== undefined && entry.refreshAt === Infinity) {
+      // The L1 hit of the schema that decoded it: the value as is, with no allocation.
       if (entry.codec === codec) return hitValue(entry.value as A)
       const value = fromEntry(entry, codec)
       if (Exit.isSuccess(value)) return hitValue(value.value)
     }
-    // A key whose load is in flight here is joined before the store is asked: a pile-up on a cold key costs one
-    // store read (the leader's), not one per caller. An invalidation unregisters the flight, so no caller arriving
-    // after it joins a load that may be stale.
-    const inFlight = flights.get(key)
-    if (inFlight !== undefined) return joinFlight(key, inFlight, load, codec, options)
-    const reading = flights.reading(key)
-    if (reading !== undefined) {
-      reading.flight ??= flights.start(key, options.tags ?? noTags)
-      return joinFlight(key, reading.flight, load, codec, options)
-    }
-    const mine = flights.beginRead(key)
-    return storeLookup(
-      key,
-      codec,
-      (value) => {
-        answered(key, mine)
-        if (mine.flight !== undefined) {
-          flights.end(key, mine.flight)
-          Deferred.doneUnsafe(mine.flight.result, Exit.succeed(Option.some<Shared>({ value, codec })))
-        }
-        return hitValue(value)
-      },
-      () => {
-        answered(key, mine)
-        const raced = flights.get(key)
-        if (raced !== undefined && raced !== mine.flight) return joinFlight(key, raced, load, codec, options)
-        counters.misses++
-        return lead(key, load, codec, options, mine.flight)
-      }
-    ).pipe(Effect.onInterrupt(() => Effect.sync(() => abandoned(key, mine))))
+    return obtain(new Call<A, A, E, R>(key, load, false, codec, options, asValue), entry)
   }
 
-  const answered = (key: string, reading: Reading) => {
-    reading.answered = true
-    flights.endRead(key, reading)
+  const fetch = <A, E, R>(
+    key: string,
+    load: Effect.Effect<Option.Option<A>, E, R>,
+    options: LoadOptions<A>
+  ): Effect.Effect<Fetched<A>, E | CacheKey.InvalidKeyError | LoadTimeoutError, R> => {
+    const invalid = invalidKey(key)
+    if (invalid !== undefined) return Effect.fail(invalid)
+    const call = new Call<A, Fetched<A>, E, R>(key, load, true, codecFor(options.schema), options, asFetched)
+    return obtain(call, nearEntry(key))
+  }
+
+  const hitValue = <A>(value: A) => {
+    counters.hits++
+    return Effect.succeed(value)
   }
 
   /** The reader was interrupted before its read answered: the callers waiting for it go on without it. */
@@ -253,23 +485,23 @@ export const make = (deps: LoadingDeps) => {
     flights.endRead(key, reading)
     if (reading.flight !== undefined) {
       flights.end(key, reading.flight)
-      Deferred.doneUnsafe(reading.flight.result, Exit.succeed(Option.none()))
+      Deferred.doneUnsafe(reading.flight.result, Exit.succeed(abandonedRead))
     }
   }
 
-  const joinFlight = <A, E, R>(
-    key: string,
-    flight: Flight,
-    load: Effect.Effect<A, E, R>,
-    codec: Codec<A>,
-    options: LoadOptions<A>
-  ): Effect.Effect<A, E, R> => {
-    counters.misses++
-    counters.sharedLoads++
-    return join(flight, codec, () => lead(key, load, codec, options))
+  /** The value at `key` decoded with `codec`; none on a miss, a stale or negative entry, or a failing store. */
+  const get = <A>(key: string, codec: Codec<A>): Effect.Effect<Option.Option<A>> => {
+    const entry = nearEntry(key)
+    if (entry !== undefined) {
+      // The schema that decoded it: the value as is, with no allocation.
+      if (entry.codec === codec) return hitSome(entry.value as A)
+      const value = fromEntry(entry, codec)
+      if (Exit.isSuccess(value)) return hitSome(value.value)
+    }
+    return storeLookup(key, codec, getOutcomes)
   }
 
-  /** The stored values of `keys` (one MGET) and the keys that missed. */
+  /** The stored values of `keys` (one MGET), the keys that missed; a fresh negative entry is neither. */
   const readMany = Effect.fnUntraced(function* <A>(keys: ReadonlyArray<string>, codec: Codec<A>) {
     const texts = yield* guard.read(undefined, store.getMany(keys), [])
     const hits = new Map<string, A>()
@@ -278,6 +510,11 @@ export const make = (deps: LoadingDeps) => {
       const key = keys[i]!
       // A key with an invalidation still pending is a miss, whatever the store holds.
       const text = guard.isPending(key) ? undefined : texts[i]
+      if (text !== undefined && isNegative(text)) {
+        counters.hits++
+        counters.negativeHits++
+        continue
+      }
       const decoded = text === undefined ? Option.none() : yield* entries.decode(key, text, codec)
       if (Option.isSome(decoded)) {
         counters.hits++
@@ -289,6 +526,13 @@ export const make = (deps: LoadingDeps) => {
     }
     return { hits, misses }
   })
+
+  /** Whether `text` is a negative entry still fresh. */
+  const isNegative = (text: string): boolean => {
+    if (!Freshness.isStamped(text)) return false
+    const stamp = Freshness.parse(text)?.stamp
+    return stamp?.kind === "negative" && now() < stamp.freshUntil
+  }
 
   /** Loads `led` as one batch in the cache's scope, completing each key's flight with its value or none. */
   const loadBatch = <A>(
@@ -308,7 +552,13 @@ export const make = (deps: LoadingDeps) => {
             Deferred.done(
               flight.result,
               Exit.isSuccess(exit)
-                ? Exit.succeed(Option.map(exit.value.get(key) ?? Option.none(), (value) => ({ value, codec })))
+                ? Exit.succeed(
+                    Option.map(exit.value.get(key) ?? Option.none(), (value): Shared => ({
+                      value,
+                      codec,
+                      stale: false
+                    }))
+                  )
                 : Exit.failCause(exit.cause)
             ),
           { discard: true }
@@ -316,20 +566,23 @@ export const make = (deps: LoadingDeps) => {
       })
     )
 
-  const getMany = Effect.fnUntraced(function* <A>(keys: ReadonlyArray<string>, options: LoadOptions<A>) {
-    for (const key of keys) {
-      const invalid = invalidKey(key)
-      if (invalid !== undefined) return yield* invalid
-    }
-    const codec = codecFor(options.schema)
-    const { hits, misses } = yield* readMany([...new Set(keys)], codec)
-    if (misses.length === 0) return hits as ReadonlyMap<string, A>
-    // Join loads already in flight; lead the rest as one batch through the source.
+  /**
+   * Loads `keys` through the source as one batch (joining loads already in flight, unless `refresh` asks for a
+   * reload of its own) and adds what it found to `found`.
+   */
+  const loadKeys = Effect.fnUntraced(function* <A>(
+    keys: ReadonlyArray<string>,
+    found: Map<string, A>,
+    codec: Codec<A>,
+    options: LoadOptions<A>,
+    refresh: boolean
+  ) {
     const flown: Array<readonly [string, Flight]> = []
     const led: Array<readonly [string, Flight]> = []
-    for (const key of misses) {
+    for (const key of keys) {
       const flight = flights.get(key)
-      if (flight === undefined) led.push([key, flights.start(key, options.tags ?? noTags)])
+      if (flight === undefined || (refresh && flight.background))
+        led.push([key, flights.start(key, options.tags ?? noTags)])
       else {
         counters.sharedLoads++
         flown.push([key, flight])
@@ -338,10 +591,34 @@ export const make = (deps: LoadingDeps) => {
     if (led.length > 0) yield* Effect.forkIn(loadBatch(led, yield* DataSource, codec, options), scope)
     for (const [key, flight] of [...led, ...flown]) {
       const shared = yield* Deferred.await(flight.result) as Effect.Effect<Option.Option<Shared>, LoadError>
-      const value = Option.isSome(shared) ? valueFor(shared.value, codec) : undefined
-      if (value !== undefined && Exit.isSuccess(value)) hits.set(key, value.value)
+      const value = Option.isSome(shared) && shared !== abandonedRead ? valueFor(shared.value, codec) : undefined
+      if (value !== undefined && Exit.isSuccess(value)) found.set(key, value.value)
     }
-    return hits as ReadonlyMap<string, A>
+    return found as ReadonlyMap<string, A>
+  })
+
+  const validKeys = (keys: ReadonlyArray<string>): CacheKey.InvalidKeyError | undefined => {
+    for (const key of keys) {
+      const invalid = invalidKey(key)
+      if (invalid !== undefined) return invalid
+    }
+    return undefined
+  }
+
+  const getMany = Effect.fnUntraced(function* <A>(keys: ReadonlyArray<string>, options: LoadOptions<A>) {
+    const invalid = validKeys(keys)
+    if (invalid !== undefined) return yield* invalid
+    const codec = codecFor(options.schema)
+    const { hits, misses } = yield* readMany([...new Set(keys)], codec)
+    if (misses.length === 0) return hits as ReadonlyMap<string, A>
+    return yield* loadKeys(misses, hits, codec, options, false)
+  })
+
+  /** Reloads every key through refresh leases: present values stay readable until their fill replaces them. */
+  const refreshMany = Effect.fnUntraced(function* <A>(keys: ReadonlyArray<string>, options: LoadOptions<A>) {
+    const invalid = validKeys(keys)
+    if (invalid !== undefined) return yield* invalid
+    return yield* loadKeys([...new Set(keys)], new Map<string, A>(), codecFor(options.schema), options, true)
   })
 
   const counted = (result: ReadResult): ReadResult => {
@@ -350,21 +627,41 @@ export const make = (deps: LoadingDeps) => {
     return result
   }
 
-  /** The whole value at `key` with its remaining TTL: from the L1 (a string entry), else one store read. */
+  /**
+   * The whole value at `key` with its remaining TTL: from the L1 (a string entry), else one store read. A stamped
+   * string answers its JSON and its remaining freshness while fresh, and is missing once it is not (or negative).
+   */
   const readEntry = (key: string): Effect.Effect<ReadResult> => {
     const entry = nearEntry(key)
     if (entry !== undefined) {
       const ttlMs = entry.storeExpiresAt === Infinity ? -1 : Math.max(0, entry.storeExpiresAt - now())
       return Effect.succeed(counted({ _tag: "Found", value: { type: "string", value: entry.text }, ttlMs }))
     }
-    const stamp = l1 === undefined ? 0 : l1.begin()
-    const startedAt = l1 === undefined ? 0 : now()
+    const since = l1 === undefined ? 0 : l1.begin()
+    const startedAt = now()
     const found = (read: WithTtl<CacheValue> | undefined): ReadResult => {
       if (read === undefined) return counted(missing)
-      if (l1 !== undefined && read.value.type === "string" && !guard.isPending(key)) {
-        l1.admit(key, stamp, read.value.value, undefined, undefined, read.tags, read.ttlMs, startedAt)
+      const value = read.value
+      if (value.type !== "string") return counted({ _tag: "Found", value, ttlMs: read.ttlMs })
+      let text = value.value
+      let ttlMs = read.ttlMs
+      let refreshAt = Infinity
+      const stamped = Freshness.isStamped(text) ? Freshness.parse(text) : undefined
+      if (stamped !== undefined) {
+        const { stamp } = stamped
+        if (stamp.kind !== "value" || now() >= stamp.freshUntil) return counted(missing)
+        text = stamped.json
+        ttlMs = stamp.freshUntil === Infinity ? -1 : stamp.freshUntil - startedAt
+        refreshAt = Freshness.refreshAt(policy, stamp)
       }
-      return counted({ _tag: "Found", value: read.value, ttlMs: read.ttlMs })
+      if (l1 !== undefined && !guard.isPending(key)) {
+        l1.admit(key, since, text, undefined, undefined, read.tags, ttlMs, startedAt, refreshAt)
+      }
+      return counted({
+        _tag: "Found",
+        value: stamped === undefined ? value : { type: "string", value: text },
+        ttlMs: ttlMs < 0 ? -1 : Math.max(0, ttlMs - (now() - startedAt))
+      })
     }
     return guard.get(
       key,
@@ -374,11 +671,38 @@ export const make = (deps: LoadingDeps) => {
     )
   }
 
+  /**
+   * Remaining TTL of `key` in milliseconds (-1: none; undefined: absent or the store failing): with stamps, a string's
+   * remaining freshness (undefined once it is stale or negative).
+   */
+  const ttl = (key: string): Effect.Effect<number | undefined> => {
+    if (!policy.stamps) return guard.read(key, store.ttl(key), undefined)
+    const read = Effect.flatMap(
+      Effect.catchIf(
+        store.getWithTtl(key),
+        (error) => error.reason === "WrongType",
+        () => Effect.succeed(null)
+      ),
+      (found) => {
+        if (found === null) return store.ttl(key)
+        if (found === undefined) return Effect.succeed(undefined)
+        const stamp = Freshness.isStamped(found.value) ? Freshness.parse(found.value)?.stamp : undefined
+        if (stamp === undefined) return Effect.succeed(found.ttlMs)
+        const t = now()
+        if (stamp.kind !== "value" || t >= stamp.freshUntil) return Effect.succeed(undefined)
+        return Effect.succeed(stamp.freshUntil === Infinity ? -1 : stamp.freshUntil - t)
+      }
+    )
+    return guard.read(key, read, undefined)
+  }
+
   return {
-    /** The value at `key` decoded with `codec`; none on a miss, an undecodable entry, or a failing store. */
-    get: <A>(key: string, codec: Codec<A>) => lookup(key, codec, hitSome, missNone),
+    get,
     getOrLoad,
+    fetch,
     getMany,
-    readEntry
+    refreshMany,
+    readEntry,
+    ttl
   }
 }

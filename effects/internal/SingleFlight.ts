@@ -12,10 +12,11 @@ import * as Glob from "../../src/Glob.ts"
 import type { Target } from "../../src/InvalidationEvent.ts"
 import type { Codec } from "./Codec.ts"
 
-/** A load's answer as its callers share it: the value and the codec it was read with. */
+/** A load's answer as its callers share it: the value, the codec it was read with, and whether it is a stale copy. */
 export interface Shared {
   readonly value: unknown
   readonly codec: Codec<any>
+  readonly stale: boolean
 }
 
 /**
@@ -26,6 +27,13 @@ export interface Flight {
   readonly result: Deferred.Deferred<Option.Option<Shared>, unknown>
   /** The tags its fill will carry: a tag invalidation fences it. */
   readonly tags: ReadonlyArray<string>
+  /**
+   * A refresh of an entry that stays readable meanwhile (eager refresh): callers read the store rather than wait
+   * for it. Also set once a load runs on past a soft timeout, so it is counted as a background refresh once.
+   */
+  background: boolean
+  /** The stale copy its leader found (fail-safe): what a caller still waiting at the soft timeout may get. */
+  copy: { readonly text: string; readonly shared: Shared } | undefined
 }
 
 /** A caller's store read of a key in progress; `flight` is attached by the first caller that waits for it. */
@@ -71,7 +79,7 @@ export class SingleFlight {
 
   /** Registers a new flight for `key`, carrying `tags`. */
   start(key: string, tags: ReadonlyArray<string>): Flight {
-    const flight: Flight = { result: Deferred.makeUnsafe(), tags }
+    const flight: Flight = { result: Deferred.makeUnsafe(), tags, background: false, copy: undefined }
     this.flights.set(key, flight)
     return flight
   }
