@@ -5,8 +5,9 @@
  * an invalidation overtook. A run continues past failures: a failing batch is retried key by key to isolate the
  * bad keys, and the report counts warmed, missing (the source has no such key) and failed keys.
  *
- * Keys already cached are left as they are (counted in `alreadyCached`): the cache has no fenced refresh of a
- * present entry yet, and deleting one to reload it would lose it whenever the source fails.
+ * In `"missing"` mode (the default) keys already cached are left as they are (counted in `alreadyCached`). In
+ * `"refresh"` mode every key is reloaded (`Cache.refreshMany`) through a refresh lease: the old value stays readable
+ * until the new one lands, a failed load leaves it in place, and an invalidation meanwhile fences the reload.
  */
 import { Cause, Clock, Effect, Exit, Schema, Semaphore, Stream } from "effect"
 import * as CacheKey from "../src/CacheKey.ts"
@@ -159,7 +160,8 @@ const start = Effect.fnUntraced(function* <A>(options: WarmOptions<A>) {
           )
         )
     }
-    return cache.getMany(keys, loadOptions).pipe(
+    const run = options.mode === "refresh" ? cache.refreshMany(keys, loadOptions) : cache.getMany(keys, loadOptions)
+    return run.pipe(
       Effect.provideService(DataSource, recording),
       Effect.exit,
       Effect.flatMap((exit) => {
