@@ -66,10 +66,13 @@ export interface CacheOptions {
   /** How long `fetch` remembers that the source does not have a key (a negative entry). Off when absent or 0. */
   readonly negativeTtl?: Ttl.Input | undefined
   /**
-   * For the property tests only: breaks one coherence rule on purpose (a loaded value enters the L1 before its
-   * fenced fill), so a test can show the property catches it. Never set it otherwise.
+   * For the property tests only: breaks one coherence rule on purpose — a loaded value enters the L1 before its
+   * fenced fill, or fail-safe writes its stale copy back with a plain write instead of under the load's lease (so
+   * the copy outlives an invalidation) — so a test can show the property catches it. Never set it otherwise.
    */
-  readonly brokenForTests?: { readonly l1FillBeforeFence?: boolean } | undefined
+  readonly brokenForTests?:
+    | { readonly l1FillBeforeFence?: boolean; readonly staleWriteBackUnfenced?: boolean }
+    | undefined
 }
 
 /** When a stale copy may stand in for a failed load. */
@@ -320,7 +323,8 @@ export const make = Effect.fnUntraced(function* (options: CacheOptions = {}, pub
   const policy = Freshness.policy(options)
   const flights = new SingleFlight()
   const leaseMs = Ttl.toMillis(options.leaseTtl ?? "30 seconds") ?? 30_000
-  const fills = FencedFill.make({ store, guard, entries, counters, leaseMs, now, policy })
+  const staleWriteBackUnfenced = options.brokenForTests?.staleWriteBackUnfenced === true
+  const fills = FencedFill.make({ store, guard, entries, counters, leaseMs, now, policy, staleWriteBackUnfenced })
   const scanCount = options.scanCount ?? 1000
   const defaultTtlMs = Ttl.toMillis(options.defaultTtl)
   const defaultWriteOptions: WriteOptions = { ttlMs: defaultTtlMs, tags: undefined }

@@ -31,6 +31,8 @@ export interface FencedFillDeps {
   /** The cache's clock (epoch ms), read when a fill is sent. */
   readonly now: () => number
   readonly policy: Freshness.Policy
+  /** Test-only: fail-safe writes its stale copy back unfenced (a broken rule the property tests must catch). */
+  readonly staleWriteBackUnfenced?: boolean | undefined
 }
 
 /** An entry a reader found past its freshness: what a failed load may answer instead, under fail-safe. */
@@ -153,7 +155,12 @@ export const make = (deps: FencedFillDeps): FencedFill => {
       kind: "stale"
     }
     const options = { ttlMs: Math.max(1, staleUntil - t), tags: copy.tags }
-    return Effect.flatMap(put(key, token, Freshness.format(stamp, copy.json), options), (kept) =>
+    const text = Freshness.format(stamp, copy.json)
+    const written =
+      deps.staleWriteBackUnfenced === true
+        ? guard.read(key, Effect.as(store.set(key, text, options), true), undefined)
+        : put(key, token, text, options)
+    return Effect.flatMap(written, (kept) =>
       kept === true
         ? Effect.as(
             Effect.logWarning("the load failed; answering the stale copy until the throttle ends").pipe(

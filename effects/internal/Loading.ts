@@ -453,14 +453,18 @@ export const make = (deps: LoadingDeps) => {
     const invalid = invalidKey(key)
     if (invalid !== undefined) return Effect.fail(invalid)
     const codec = codecFor(options.schema)
-    const entry = nearEntry(key)
-    if (entry !== undefined && entry.refreshAt === Infinity) {
-      // The L1 hit of the schema that decoded it: the value as is, with no allocation.
-      if (entry.codec === codec) return hitValue(entry.value as A)
-      const value = fromEntry(entry, codec)
-      if (Exit.isSuccess(value)) return hitValue(value.value)
-    }
-    return obtain(new Call<A, A, E, R>(key, load, false, codec, options, asValue), entry)
+    // Suspended: the lookup registers the caller's read (single flight) when the effect runs, not when it is built
+    // (an effect built and never run, or run twice, must not leave or reuse a registration).
+    return Effect.suspend(() => {
+      const entry = nearEntry(key)
+      if (entry !== undefined && entry.refreshAt === Infinity) {
+        // The L1 hit of the schema that decoded it: the value as is, with no allocation.
+        if (entry.codec === codec) return hitValue(entry.value as A)
+        const value = fromEntry(entry, codec)
+        if (Exit.isSuccess(value)) return hitValue(value.value)
+      }
+      return obtain(new Call<A, A, E, R>(key, load, false, codec, options, asValue), entry)
+    })
   }
 
   const fetch = <A, E, R>(
@@ -470,8 +474,10 @@ export const make = (deps: LoadingDeps) => {
   ): Effect.Effect<Fetched<A>, E | CacheKey.InvalidKeyError | LoadTimeoutError, R> => {
     const invalid = invalidKey(key)
     if (invalid !== undefined) return Effect.fail(invalid)
-    const call = new Call<A, Fetched<A>, E, R>(key, load, true, codecFor(options.schema), options, asFetched)
-    return obtain(call, nearEntry(key))
+    const codec = codecFor(options.schema)
+    return Effect.suspend(() =>
+      obtain(new Call<A, Fetched<A>, E, R>(key, load, true, codec, options, asFetched), nearEntry(key))
+    )
   }
 
   const hitValue = <A>(value: A) => {
