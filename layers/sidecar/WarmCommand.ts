@@ -155,9 +155,11 @@ const warmOffline = Effect.fnUntraced(function* (
     return yield* CliOutput.failWith(`unknown data source "${flags.source}"; use "default" or "${service.source}"`)
   }
   const choice = yield* Serve.storeChoiceOf(config, Serve.instanceIdOf(config))
-  const cache = Cache.layer({ defaultTtl: Duration.seconds(config.defaultTtlSeconds) }).pipe(
-    Layer.provide(StoreChoice.layer(choice))
-  )
+  // The sidecar's entry layout: with fail-safe on, a warmed entry is kept past its TTL like a loaded one.
+  const cache = Cache.layer({
+    defaultTtl: Duration.seconds(config.defaultTtlSeconds),
+    ...(yield* CacheConfig.loadOptions(config))
+  }).pipe(Layer.provide(StoreChoice.layer(choice)))
   const source = service.source === "sql" ? SqlDataSource.layerConfig : HttpDataSource.layerConfig
   const options: Warm.WarmOptions = {
     ttl: Option.isSome(flags.ttl) ? Duration.seconds(flags.ttl.value) : undefined,
