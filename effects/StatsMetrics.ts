@@ -25,6 +25,19 @@ export const metrics = {
   decodeFailures: counter("cache_decode_failures_total", "stored entries that no longer decoded"),
   degradedReads: counter("cache_degraded_reads_total", "reads answered without the store because it failed"),
   failedWrites: counter("cache_failed_writes_total", "writes and deletes that failed soft"),
+  staleAnswers: counter(
+    "cache_stale_answers_total",
+    "answers of a stale copy while the source failed, was slow or throttled"
+  ),
+  backgroundRefreshes: counter(
+    "cache_background_refreshes_total",
+    "loads run in the background after the caller had its answer (eager refresh, soft timeout)"
+  ),
+  negativeHits: counter(
+    "cache_negative_hits_total",
+    "lookups answered not found from a negative entry, without the source"
+  ),
+  loadTimeouts: counter("cache_load_timeouts_total", "loads abandoned at the hard timeout"),
   breakerOpened: counter("cache_breaker_opened_total", "times the circuit breaker opened"),
   evictions: counter("cache_evictions_total", "keys the store evicted under memory pressure"),
   hitRate: gauge("cache_hit_rate", "hits / (hits + misses) since start, 0..1"),
@@ -75,6 +88,10 @@ export const register = Effect.fnUntraced(function* (
     counterOf(metrics.decodeFailures, () => s().cache.decode_failures),
     counterOf(metrics.degradedReads, () => s().cache.degraded_reads),
     counterOf(metrics.failedWrites, () => s().cache.failed_writes),
+    counterOf(metrics.staleAnswers, () => s().cache.stale_answers),
+    counterOf(metrics.backgroundRefreshes, () => s().cache.background_refreshes),
+    counterOf(metrics.negativeHits, () => s().cache.negative_hits),
+    counterOf(metrics.loadTimeouts, () => s().cache.load_timeouts),
     counterOf(metrics.breakerOpened, () => s().cache.breaker_opened),
     counterOf(metrics.evictions, () => s().evictions),
     gaugeOf(metrics.hitRate, () => s().hit_rate),

@@ -85,7 +85,15 @@ export const CacheCounters = Schema.Struct({
   l1_misses: Schema.Finite,
   /** Entries and bytes of JSON text in the L1 now. */
   l1_entries: Schema.Finite,
-  l1_bytes: Schema.Finite
+  l1_bytes: Schema.Finite,
+  /** Answers of a stale copy (fail-safe after a failed or timed-out load, a soft timeout, a throttled retry). */
+  stale_answers: Schema.Finite,
+  /** Loads run in the background after the caller had its answer: eager refreshes, loads past a soft timeout. */
+  background_refreshes: Schema.Finite,
+  /** Lookups answered "not found" from a negative entry, without calling the source. */
+  negative_hits: Schema.Finite,
+  /** Loads abandoned at the hard timeout. */
+  load_timeouts: Schema.Finite
 })
 export type CacheCounters = typeof CacheCounters.Type
 

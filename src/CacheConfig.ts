@@ -3,7 +3,7 @@
  * with Effect `Config`: an invalid value fails at startup with one message naming the variable. Later
  * capabilities (bus, HTTP, sources) add their variables here.
  */
-import { Config, Duration, Option, Schema } from "effect"
+import { Config, Duration, Effect, Option, Schema } from "effect"
 import { AppendFsync, EvictionPolicy, parseBytes, Persistence } from "./EmbeddedRedis.ts"
 import * as Ttl from "./Ttl.ts"
 
@@ -36,6 +36,21 @@ const Seconds = Schema.NumberFromString.pipe(
 
 const Count = Schema.NumberFromString.pipe(Schema.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(0)))
 
+/** Whole seconds where 0 means "off". */
+const SecondsOrOff = Schema.NumberFromString.pipe(
+  Schema.check(Schema.isInt(), Schema.isBetween({ minimum: 0, maximum: Ttl.maxSeconds }))
+)
+
+/** Whole milliseconds where 0 means "none", at most a day. */
+const MillisOrNone = Schema.NumberFromString.pipe(
+  Schema.check(Schema.isInt(), Schema.isBetween({ minimum: 0, maximum: 86_400_000 }))
+)
+
+/** A fraction of a TTL, 0 ≤ f < 1, where 0 means "off". */
+const FractionOrOff = Schema.NumberFromString.pipe(
+  Schema.check(Schema.isBetween({ minimum: 0, maximum: 1, exclusiveMaximum: true }))
+)
+
 /** The instance and store settings. */
 export const CacheConfig = Config.all({
   /**
@@ -60,6 +75,18 @@ export const CacheConfig = Config.all({
   l1MaxBytes: Config.option(Config.schema(MemorySizeText, "CACHE_L1_MAX_BYTES")),
   /** Seconds an entry lives in the L1 at most (never longer than in the store); unbounded when unset. */
   l1TtlSeconds: Config.option(Config.schema(Seconds, "CACHE_L1_TTL")),
+  /** Seconds past its TTL a loaded entry may still answer when its load fails; 0 (the default) turns fail-safe off. */
+  failSafeMaxStaleSeconds: Config.schema(SecondsOrOff, "CACHE_FAIL_SAFE_MAX_STALE").pipe(Config.withDefault(0)),
+  /** Seconds a stale answer is repeated before the failed source is tried again (fail-safe only). */
+  failSafeThrottleSeconds: Config.schema(Seconds, "CACHE_FAIL_SAFE_THROTTLE").pipe(Config.withDefault(30)),
+  /** Milliseconds after which a stale copy answers and the load finishes in the background; 0 or unset: none. */
+  sourceSoftTimeoutMs: Config.schema(MillisOrNone, "CACHE_SOURCE_SOFT_TIMEOUT_MS").pipe(Config.withDefault(0)),
+  /** Milliseconds after which a load is abandoned; 0 or unset: none. */
+  sourceTimeoutMs: Config.schema(MillisOrNone, "CACHE_SOURCE_TIMEOUT_MS").pipe(Config.withDefault(0)),
+  /** The fraction of its TTL after which a hit refreshes an entry in the background; 0 (the default) is off. */
+  eagerRefresh: Config.schema(FractionOrOff, "CACHE_EAGER_REFRESH").pipe(Config.withDefault(0)),
+  /** Seconds "not in the source" is remembered; 0 (the default) is off. */
+  negativeTtlSeconds: Config.schema(SecondsOrOff, "CACHE_NEGATIVE_TTL").pipe(Config.withDefault(0)),
   bus: Config.schema(BusKind, "CACHE_BUS").pipe(Config.withDefault("none" as const)),
   snsTopicArn: Config.option(Config.NonEmptyString("CACHE_SNS_TOPIC_ARN")),
   snsTopicName: Config.option(Config.NonEmptyString("CACHE_SNS_TOPIC_NAME")),
@@ -90,6 +117,64 @@ export const l1Options = (
     ...(maxBytes === undefined ? {} : { maxBytes }),
     ...(ttl === undefined ? {} : { ttl })
   }
+}
+
+/** The settings of the fail-safe family, as `loadOptions` reads them. */
+export type LoadSettings = Pick<
+  CacheConfig,
+  | "failSafeMaxStaleSeconds"
+  | "failSafeThrottleSeconds"
+  | "sourceSoftTimeoutMs"
+  | "sourceTimeoutMs"
+  | "eagerRefresh"
+  | "negativeTtlSeconds"
+>
+
+/** The fail-safe family's `CacheOptions` (fail-safe, source timeouts, eager refresh, negative TTL); absent when off. */
+export interface LoadOptions {
+  readonly failSafe?: { readonly maxStale: Duration.Duration; readonly throttle: Duration.Duration }
+  readonly sourceTimeouts?: { readonly soft?: Duration.Duration; readonly hard?: Duration.Duration }
+  readonly eagerRefresh?: number
+  readonly negativeTtl?: Duration.Duration
+}
+
+/**
+ * The fail-safe family's `CacheOptions` from `CACHE_FAIL_SAFE_*`, `CACHE_SOURCE_*TIMEOUT_MS`, `CACHE_EAGER_REFRESH`
+ * and `CACHE_NEGATIVE_TTL`, leaving out what is off. A soft timeout not below the hard one is refused.
+ */
+export const loadOptions = (config: LoadSettings): Effect.Effect<LoadOptions, InvalidConfigError> => {
+  const soft = config.sourceSoftTimeoutMs
+  const hard = config.sourceTimeoutMs
+  if (soft > 0 && hard > 0 && soft >= hard) {
+    return Effect.fail(
+      new InvalidConfigError({
+        variable: "CACHE_SOURCE_SOFT_TIMEOUT_MS",
+        message:
+          `CACHE_SOURCE_SOFT_TIMEOUT_MS=${soft} must be below CACHE_SOURCE_TIMEOUT_MS=${hard}: past the soft ` +
+          "timeout a stale copy answers while the load goes on, up to the hard timeout"
+      })
+    )
+  }
+  return Effect.succeed({
+    ...(config.failSafeMaxStaleSeconds === 0
+      ? {}
+      : {
+          failSafe: {
+            maxStale: Duration.seconds(config.failSafeMaxStaleSeconds),
+            throttle: Duration.seconds(config.failSafeThrottleSeconds)
+          }
+        }),
+    ...(soft === 0 && hard === 0
+      ? {}
+      : {
+          sourceTimeouts: {
+            ...(soft === 0 ? {} : { soft: Duration.millis(soft) }),
+            ...(hard === 0 ? {} : { hard: Duration.millis(hard) })
+          }
+        }),
+    ...(config.eagerRefresh === 0 ? {} : { eagerRefresh: config.eagerRefresh }),
+    ...(config.negativeTtlSeconds === 0 ? {} : { negativeTtl: Duration.seconds(config.negativeTtlSeconds) })
+  })
 }
 
 /** Where `serve` loads from on a miss (`GET ?load=true`) and when warming. */
@@ -136,6 +221,10 @@ const PortNumber = Schema.NumberFromString.pipe(
   Schema.check(Schema.isInt(), Schema.isBetween({ minimum: 0, maximum: 65535 }))
 )
 
+/** Which keys a warm-up loads: only those missing, or every key (refreshing present ones). */
+export const WarmMode = Schema.Literals(["missing", "refresh"])
+export type WarmMode = typeof WarmMode.Type
+
 const PositiveInt = Schema.NumberFromString.pipe(Schema.check(Schema.isInt(), Schema.isGreaterThan(0)))
 
 /** The settings of the `serve` sidecar: its REST API, its data source and its startup warm-up. */
@@ -151,6 +240,20 @@ export const ServiceConfig = Config.all({
   warmKeysFile: Config.option(Config.NonEmptyString("CACHE_WARM_KEYS_FILE")),
   warmTimeoutSeconds: Config.schema(Seconds, "CACHE_WARM_TIMEOUT").pipe(Config.withDefault(60)),
   /** A cron expression (process time zone) on which the keys of `CACHE_WARM_KEYS_FILE` are warmed again. */
-  warmSchedule: Config.option(Config.NonEmptyString("CACHE_WARM_SCHEDULE"))
+  warmSchedule: Config.option(Config.NonEmptyString("CACHE_WARM_SCHEDULE")),
+  /** The mode of the startup and scheduled warm-ups; unset: `missing` at startup, `refresh` on the schedule. */
+  warmMode: Config.option(Config.schema(WarmMode, "CACHE_WARM_MODE"))
 })
 export type ServiceConfig = Config.Success<typeof ServiceConfig>
+
+/**
+ * The modes of the sidecar's warm-ups: `CACHE_WARM_MODE` for both when set; otherwise the startup warm fills what
+ * is missing (an empty or restored store) and the scheduled re-warm refreshes present keys too, which is what a
+ * schedule is for.
+ */
+export const warmModesOf = (
+  service: Pick<ServiceConfig, "warmMode">
+): { readonly startup: WarmMode; readonly scheduled: WarmMode } => ({
+  startup: Option.getOrElse(service.warmMode, () => "missing" as const),
+  scheduled: Option.getOrElse(service.warmMode, () => "refresh" as const)
+})

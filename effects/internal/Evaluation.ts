@@ -110,7 +110,11 @@ const countersOf = (counters: CacheStats): StatsSnapshot["cache"] => ({
   l1_hits: counters.l1Hits,
   l1_misses: counters.l1Misses,
   l1_entries: counters.l1Entries,
-  l1_bytes: counters.l1Bytes
+  l1_bytes: counters.l1Bytes,
+  stale_answers: counters.staleAnswers,
+  background_refreshes: counters.backgroundRefreshes,
+  negative_hits: counters.negativeHits,
+  load_timeouts: counters.loadTimeouts
 })
 
 /** The latency percentiles of every operation. */

@@ -102,13 +102,17 @@ export const operations = {
     summary: "Load keys (or a pattern's keys) from the data source into the cache",
     description:
       'source: "database" (the seed\'s word), "default" or the configured source\'s name — all mean the ' +
-      "configured source.",
+      'configured source. mode: "missing" (default) loads only absent keys, "refresh" reloads present ones too.',
     request: { keys: [exampleKey, "user:2"], source: "database", ttl: 600 },
     response: { keys_warmed: 2, failed: 0, missing: 0, status: "success", total: 2, already_cached: 0, duration_ms: 3 }
   }),
   getEntry: operation({
     summary: "Read an entry; with ?load=true a miss is loaded from the data source",
-    description: "A string entry answers the JSON value it was written with; a miss is 404 {key, hit: false}.",
+    description:
+      "A string entry answers the JSON value it was written with; a miss is 404 {key, hit: false}. With " +
+      "?load=true, a key the source does not have is 404 too (remembered for CACHE_NEGATIVE_TTL); when the source " +
+      'fails or is slow and fail-safe holds the last good value, that value answers with "stale": true, ttl 0 and ' +
+      'the header Warning: 110 - "Response is Stale"; a load past CACHE_SOURCE_TIMEOUT_MS is 503 source_timeout.',
     parameters: keyParameter,
     response: { key: exampleKey, value: examplePutBody.value, ttl: examplePutBody.ttl, data_type: "string", hit: true }
   }),

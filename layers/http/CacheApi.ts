@@ -17,6 +17,7 @@ import {
 } from "effect/http-api"
 import * as Stats from "../../effects/Stats.ts"
 import * as Warm from "../../effects/Warm.ts"
+import { WarmMode } from "../../src/CacheConfig.ts"
 import * as CacheKey from "../../src/CacheKey.ts"
 import { DataType, ScoredMember } from "../../src/CacheValue.ts"
 import { Pattern, Tag } from "../../src/InvalidationEvent.ts"
@@ -115,9 +116,20 @@ const AnswerValue = Schema.Unknown.annotate({
 const EntryFound = Schema.Struct({
   key: Schema.String,
   value: AnswerValue,
-  ttl: Schema.Int.pipe(Schema.annotate({ description: "Remaining seconds, -1 when the entry never expires." })),
+  ttl: Schema.Int.pipe(
+    Schema.annotate({ description: "Remaining seconds, -1 when the entry never expires, 0 for a stale answer." })
+  ),
   data_type: DataType,
-  hit: Schema.Boolean.pipe(Schema.annotate({ description: "false when the value was just loaded from the source." }))
+  hit: Schema.Boolean.pipe(Schema.annotate({ description: "false when the value was just loaded from the source." })),
+  stale: Schema.optionalKey(
+    Schema.Boolean.pipe(
+      Schema.annotate({
+        description:
+          "With ?load=true: true when the source failed, timed out or is resting and the last good value answers " +
+          '(fail-safe); the answer then carries `Warning: 110 - "Response is Stale"`. Absent otherwise.'
+      })
+    )
+  )
 })
 
 /** `-1`, the contract's "no expiry". */
@@ -179,9 +191,16 @@ const warmOptions = {
     })
   ),
   ttl: Schema.optionalKey(TtlField),
-  tags: Schema.optionalKey(Tags)
+  tags: Schema.optionalKey(Tags),
+  mode: Schema.optionalKey(
+    WarmMode.annotate({
+      description:
+        '"missing" (default): load only the keys the cache does not hold; "refresh": reload present keys too, the ' +
+        "old value readable until the new one lands."
+    })
+  )
 }
-/** The body of `/warm`: keys or a pattern, the source's name, optional TTL and tags. */
+/** The body of `/warm`: keys or a pattern, the source's name, optional TTL, tags and mode. */
 export const WarmRequest = Schema.Union([
   Schema.Struct({ keys: Schema.Array(Schema.String).pipe(Schema.check(Schema.isMaxLength(100_000))), ...warmOptions }),
   Schema.Struct({ pattern: Pattern, ...warmOptions })

@@ -6,9 +6,13 @@
  *
  * Values cross the API as `EntryValue.ts` says: a `string` entry answers the JSON value it was PUT with (or loaded as,
  * with `?load=true`). `PUT {ttl: -1}` writes an entry that never expires. `/warm` accepts `"database"` (the seed's
- * word), `"default"` and the configured source's name, all meaning the configured source.
+ * word), `"default"` and the configured source's name, all meaning the configured source, and a `mode` (`missing`,
+ * `refresh`). `?load=true` goes through `Cache.fetch`: "not found" is a 404 (possibly from a negative entry), a
+ * fail-safe answer is marked `stale: true` with a `Warning` header, a load past the hard timeout a 503
+ * `source_timeout`.
  */
 import { Duration, Effect, Option, Schema } from "effect"
+import { HttpEffect, HttpServerResponse } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
 import { Cache, type DeleteOutcome, type WriteOutcome } from "../../effects/Cache.ts"
 import * as Stats from "../../effects/Stats.ts"
@@ -43,10 +47,8 @@ const invalidKey = (error: { readonly message: string }) => badRequest("invalid_
 /** A string from the request, quoted and cut short, for an error message. */
 const quote = (s: string): string => JSON.stringify(s.length > 100 ? `${s.slice(0, 100)}…` : s)
 
-/** A loaded key the source does not have. */
-class SourceMiss {
-  readonly _tag = "SourceMiss"
-}
+/** The `Warning` header of an answer served stale by fail-safe (RFC 7234 warn-code 110). */
+export const staleWarning = '110 - "Response is Stale"'
 
 const storeDown = (operation: string, cause: { readonly reason: string }) =>
   unavailable("store_unavailable", `the cache store failed to ${operation} (${cause.reason}); try again`)
@@ -67,28 +69,30 @@ const loadOptions = { schema: Schema.Json as Schema.Codec<unknown, unknown> }
 const makeGetEntry = (cache: Cache["Service"], source: DataSourceShape | undefined) => {
   const ttlSeconds = (key: string) => Effect.map(cache.ttl(key), Ttl.toSeconds)
 
-  /** `?load=true` on a miss: fills the key from the source and answers it with `hit: false`. */
+  /**
+   * `?load=true` on a miss: fetches the key through the cache (fail-safe, timeouts and negative entries apply) and
+   * answers it with `hit: false`; a stale fail-safe copy answers with `stale: true`, `ttl: 0` and a `Warning` header.
+   */
   const load = Effect.fnUntraced(function* (key: string, from: DataSourceShape) {
-    const loaded = yield* cache
-      .getOrLoad(
-        key,
-        Effect.flatMap(from.load(key), (found) =>
-          Option.isSome(found) ? Effect.succeed(found.value) : Effect.fail(new SourceMiss())
-        ),
-        loadOptions
-      )
-      .pipe(
-        Effect.catchTags({
-          SourceMiss: () => Effect.fail(new CacheMiss({ key, hit: false })),
-          LoadError: (error) =>
-            Effect.fail(unavailable("source_failed", `the data source failed to load the key: ${error.message}`)),
-          LoadTimeoutError: (error) => Effect.fail(unavailable("source_timeout", error.message)),
-          InvalidKeyError: (error) => Effect.fail(invalidKey(error))
-        })
-      )
-    const value = EntryValue.fromLoaded(loaded)
+    const fetched = yield* cache.fetch(key, from.load(key), loadOptions).pipe(
+      Effect.catchTags({
+        LoadError: (error) =>
+          Effect.fail(unavailable("source_failed", `the data source failed to load the key: ${error.message}`)),
+        LoadTimeoutError: (error) => Effect.fail(unavailable("source_timeout", error.message)),
+        InvalidKeyError: (error) => Effect.fail(invalidKey(error))
+      })
+    )
+    if (fetched._tag === "NotFound") return yield* new CacheMiss({ key, hit: false })
+    const value = EntryValue.fromLoaded(fetched.value)
     if (value === undefined) {
       return yield* unavailable("source_failed", "the data source answered a value that is not JSON")
+    }
+    if (fetched.stale) {
+      yield* HttpEffect.appendPreResponseHandler((_request, response) =>
+        Effect.succeed(HttpServerResponse.setHeader(response, "warning", staleWarning))
+      )
+      // Past its TTL: the store's remaining time is the stale copy's, not the entry's.
+      return { key, value, ttl: 0, data_type: "string" as const, hit: false, stale: true }
     }
     const ttl = yield* ttlSeconds(key).pipe(Effect.orElseSucceed(() => -1))
     return { key, value, ttl, data_type: "string" as const, hit: false }
@@ -136,7 +140,8 @@ const makeWarm = (cache: Cache["Service"], source: DataSourceShape | undefined, 
     }
     const warmOptions = {
       ttl: payload.ttl === undefined ? undefined : Duration.seconds(payload.ttl),
-      tags: payload.tags
+      tags: payload.tags,
+      mode: payload.mode
     }
     const report = yield* (
       "keys" in payload

@@ -119,7 +119,10 @@ export class StartupWarm extends Context.Service<StartupWarm, { readonly done: E
   "embedded-cache/StartupWarm"
 ) {}
 
-/** Warms the keys of `CACHE_WARM_KEYS_FILE` in the background, bounded by `CACHE_WARM_TIMEOUT`. */
+/**
+ * Warms the keys of `CACHE_WARM_KEYS_FILE` in the background, bounded by `CACHE_WARM_TIMEOUT`, in the startup mode
+ * (`CACHE_WARM_MODE`, default `missing`).
+ */
 const layerStartupWarm = (service: CacheConfig.ServiceConfig, ttlSeconds: number) =>
   Layer.effect(
     StartupWarm,
@@ -142,7 +145,10 @@ const layerStartupWarm = (service: CacheConfig.ServiceConfig, ttlSeconds: number
           message: "warming keys at startup needs a data source: set CACHE_SOURCE (and CACHE_SOURCE_URL)"
         })
       }
-      yield* Warm.warm(keys, { ttl: Duration.seconds(ttlSeconds) }).pipe(
+      yield* Warm.warm(keys, {
+        ttl: Duration.seconds(ttlSeconds),
+        mode: CacheConfig.warmModesOf(service).startup
+      }).pipe(
         Effect.provideService(DataSource, source.value),
         Effect.tap((report) =>
           Effect.logInfo("startup warm-up finished").pipe(
@@ -162,7 +168,8 @@ const layerStartupWarm = (service: CacheConfig.ServiceConfig, ttlSeconds: number
 
 /**
  * Re-warms the keys of `CACHE_WARM_KEYS_FILE` (read again at every run) on the cron `CACHE_WARM_SCHEDULE`, when
- * set; runs never overlap (a tick during a run is skipped and counted).
+ * set, in the scheduled mode (`CACHE_WARM_MODE`, default `refresh`: present keys are reloaded too); runs never
+ * overlap (a tick during a run is skipped and counted).
  */
 const layerScheduledWarm = (service: CacheConfig.ServiceConfig, ttlSeconds: number) =>
   Layer.unwrap(
@@ -185,9 +192,11 @@ const layerScheduledWarm = (service: CacheConfig.ServiceConfig, ttlSeconds: numb
       // Built for its effect only: the running schedule needs no consumer in the sidecar.
       return Layer.effectDiscard(
         Layer.build(
-          WarmSchedule.layerCron(service.warmSchedule.value, { keys, ttl: Duration.seconds(ttlSeconds) }).pipe(
-            Layer.provide(Layer.succeed(DataSource, source.value))
-          )
+          WarmSchedule.layerCron(service.warmSchedule.value, {
+            keys,
+            ttl: Duration.seconds(ttlSeconds),
+            mode: CacheConfig.warmModesOf(service).scheduled
+          }).pipe(Layer.provide(Layer.succeed(DataSource, source.value)))
         )
       )
     })
@@ -209,7 +218,8 @@ export const layer = Layer.unwrap(
     const bus = yield* busFromConfig(config, instanceId)
     const cacheOptions: Cache.CacheOptions = {
       defaultTtl: Duration.seconds(config.defaultTtlSeconds),
-      l1: CacheConfig.l1Options(config)
+      l1: CacheConfig.l1Options(config),
+      ...(yield* CacheConfig.loadOptions(config))
     }
     // The built source is also the `InstanceSource` the REST API and the warm-ups load through.
     const source =

@@ -79,6 +79,7 @@ interface WarmFlags {
   readonly url: Option.Option<string>
   readonly token: Option.Option<Redacted.Redacted<string>>
   readonly source: string
+  readonly mode: Option.Option<Warm.WarmMode>
 }
 
 /** Warms through `POST /api/v1/cache/warm`, a batch of keys per request so progress can be shown. */
@@ -93,7 +94,8 @@ const warmRemote = Effect.fnUntraced(function* (
   const options = {
     source: flags.source,
     ...(Option.isSome(flags.ttl) ? { ttl: flags.ttl.value } : {}),
-    ...(tags === undefined ? {} : { tags })
+    ...(tags === undefined ? {} : { tags }),
+    ...(Option.isSome(flags.mode) ? { mode: flags.mode.value } : {})
   }
   if (pattern !== undefined) {
     // The instance lists the keys itself: one request, no intermediate progress.
@@ -135,7 +137,7 @@ const describeOfflineFailure = (error: unknown): string => {
 
 /**
  * Warms the configured store directly (same environment as `serve`), through a cache without a publisher: a warm
- * fills absent keys only and announces nothing to other instances.
+ * fills absent keys (or, with `--mode refresh`, reloads present ones too) and announces nothing to other instances.
  */
 const warmOffline = Effect.fnUntraced(function* (
   flags: WarmFlags,
@@ -155,13 +157,16 @@ const warmOffline = Effect.fnUntraced(function* (
     return yield* CliOutput.failWith(`unknown data source "${flags.source}"; use "default" or "${service.source}"`)
   }
   const choice = yield* Serve.storeChoiceOf(config, Serve.instanceIdOf(config))
-  const cache = Cache.layer({ defaultTtl: Duration.seconds(config.defaultTtlSeconds) }).pipe(
-    Layer.provide(StoreChoice.layer(choice))
-  )
+  // The sidecar's entry layout: with fail-safe on, a warmed entry is kept past its TTL like a loaded one.
+  const cache = Cache.layer({
+    defaultTtl: Duration.seconds(config.defaultTtlSeconds),
+    ...(yield* CacheConfig.loadOptions(config))
+  }).pipe(Layer.provide(StoreChoice.layer(choice)))
   const source = service.source === "sql" ? SqlDataSource.layerConfig : HttpDataSource.layerConfig
   const options: Warm.WarmOptions = {
     ttl: Option.isSome(flags.ttl) ? Duration.seconds(flags.ttl.value) : undefined,
     tags,
+    mode: Option.getOrUndefined(flags.mode),
     concurrency: flags.concurrency,
     batchSize: flags.batchSize,
     onProgress: progress.update
@@ -204,6 +209,10 @@ export const command = Command.make(
       Flag.optional
     ),
     ttl: Flag.Int("ttl").pipe(Flag.withDescription("TTL of warmed entries in seconds"), Flag.optional),
+    mode: Flag.Literals("mode", ["missing", "refresh"]).pipe(
+      Flag.withDescription("missing (default): load only keys the cache lacks; refresh: reload present keys too"),
+      Flag.optional
+    ),
     tags: Flag.String("tags").pipe(Flag.withDescription("comma-separated tags of warmed entries"), Flag.optional),
     concurrency: Flag.Int("concurrency").pipe(
       Flag.withDescription("batches (requests, or source calls) in flight at most"),

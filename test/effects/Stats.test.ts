@@ -383,6 +383,10 @@ describe("Stats.prometheusText", () => {
         cache_l1_hits_total: "counter",
         cache_l1_misses_total: "counter",
         cache_l1_entries: "gauge",
+        cache_stale_answers_total: "counter",
+        cache_background_refreshes_total: "counter",
+        cache_negative_hits_total: "counter",
+        cache_load_timeouts_total: "counter",
         cache_evictions_total: "counter",
         cache_hit_rate: "gauge",
         cache_keys: "gauge",
@@ -398,6 +402,8 @@ describe("Stats.prometheusText", () => {
       assert.include(lines, "cache_hits_total 3")
       assert.include(lines, "cache_misses_total 1")
       assert.include(lines, "cache_l1_hits_total 0", "no L1 configured")
+      assert.include(lines, "cache_stale_answers_total 0", "no fail-safe configured")
+      assert.include(text, "# HELP cache_negative_hits_total ")
       assert.include(lines, "cache_hit_rate 0.75")
       assert.include(lines, "cache_keys 1")
       assert.include(lines, "cache_store_up 1")
@@ -427,6 +433,48 @@ describe("Stats.prometheusText", () => {
         Layer.fresh(
           Stats.layerInstrumented({ instanceId: "test-1" }).pipe(
             Layer.provideMerge(Cache.layer({ l1: { maxEntries: 10 } }).pipe(Layer.provideMerge(MemoryStore.layer)))
+          )
+        )
+      ),
+      Effect.provide(capture([])),
+      Effect.provideService(Metric.MetricRegistry, new Map())
+    )
+  )
+
+  it.effect("reports the fail-safe family's counters in the snapshot and in /metrics", () =>
+    Effect.gen(function* () {
+      const s = yield* snapshot
+      assert.strictEqual(s.cache.stale_answers, 4)
+      assert.strictEqual(s.cache.background_refreshes, 3)
+      assert.strictEqual(s.cache.negative_hits, 2)
+      assert.strictEqual(s.cache.load_timeouts, 1)
+      const lines = (yield* Stats.prometheusText).split("\n")
+      assert.include(lines, "cache_stale_answers_total 4")
+      assert.include(lines, "cache_background_refreshes_total 3")
+      assert.include(lines, "cache_negative_hits_total 2")
+      assert.include(lines, "cache_load_timeouts_total 1")
+    }).pipe(
+      Effect.provide(
+        Layer.fresh(
+          Stats.layerInstrumented({ instanceId: "test-1" }).pipe(
+            Layer.provideMerge(
+              // The cache's own counters, as its fail-safe, eager refresh, negative entries and timeouts count them.
+              Layer.effect(
+                Cache.Cache,
+                Effect.map(Cache.make(), (cache) =>
+                  Cache.Cache.of({
+                    ...cache,
+                    stats: Effect.map(cache.stats, (stats) => ({
+                      ...stats,
+                      staleAnswers: 4,
+                      backgroundRefreshes: 3,
+                      negativeHits: 2,
+                      loadTimeouts: 1
+                    }))
+                  })
+                )
+              ).pipe(Layer.provideMerge(MemoryStore.layer))
+            )
           )
         )
       ),

@@ -223,6 +223,24 @@ layer(memoryServer, { excludeTestServices: true })("REST API on the memory store
     })
   )
 
+  it.effect("warms in mode missing or refresh, and refuses any other mode with 400 JSON naming mode", () =>
+    Effect.gen(function* () {
+      for (const mode of ["missing", "refresh"]) {
+        const warmed = yield* post("/api/v1/cache/warm", { keys: ["src:1", "src:nope"], source: "default", mode })
+        assert.strictEqual(warmed.status, 200, `${mode}: ${warmed.text}`)
+        assert.deepInclude(warmed.json, { failed: 0, missing: 1, total: 2, status: "success" })
+      }
+      const byPattern = yield* post("/api/v1/cache/warm", { pattern: "src:*", source: "default", mode: "refresh" })
+      assert.strictEqual(byPattern.status, 200, byPattern.text)
+      for (const mode of ["eager", "REFRESH", "", 1, null, true]) {
+        const refused = yield* post("/api/v1/cache/warm", { keys: ["src:1"], source: "default", mode })
+        assertError(refused, 400, `mode ${JSON.stringify(mode)}`)
+        assert.strictEqual(refused.json.error, "invalid_request")
+        assert.include(refused.json.message, "mode", refused.text)
+      }
+    })
+  )
+
   it.effect("refuses to warm from an unknown source with 400", () =>
     Effect.gen(function* () {
       assertError(yield* post("/api/v1/cache/warm", { keys: ["src:1"], source: "postgres" }), 400)

@@ -1,7 +1,7 @@
 /**
  * A tiny client for the REST API tests: Node's `fetch` against the `HttpServer` in context, answers with their status,
- * text and parsed JSON. The server layer here is the API on the memory store with its `CacheStore` left in the
- * output, so a test can write what another tool would have written.
+ * text and parsed JSON. The server layers here are the API on the memory store (or on a given cache) with its
+ * `CacheStore` left in the output, so a test can write what another tool would have written.
  */
 import { Effect, Layer, Option } from "effect"
 import { HttpServer } from "effect/http"
@@ -78,8 +78,14 @@ export const send = (
 /** The path of `key`'s entry, percent-encoded. */
 export const entryPath = (key: string) => `/api/v1/cache/${encodeURIComponent(key)}`
 
-/** The API on the memory store, `sourceName` naming `source`, with `Cache` and `CacheStore` in the output too. */
-export const memoryServer = (source?: { readonly name: string; readonly source: DataSourceShape }) =>
+/** The data source the API loads through, and the name `/warm` knows it by. */
+export interface NamedSource {
+  readonly name: string
+  readonly source: DataSourceShape
+}
+
+/** The API on `cache` (a `Cache` over a `CacheStore`), with `Cache` and `CacheStore` in the output too. */
+export const serverOn = (cache: Layer.Layer<Cache | CacheStore>, source?: NamedSource) =>
   HttpServerLayer.layer({
     host: "127.0.0.1",
     port: 0,
@@ -89,8 +95,11 @@ export const memoryServer = (source?: { readonly name: string; readonly source: 
   }).pipe(
     Layer.provideMerge(
       Layer.mergeAll(Stats.layer({ instanceId: "rest-test" }), Readiness.layerAlwaysReady).pipe(
-        Layer.provideMerge(CacheLayers.layerMemory())
+        Layer.provideMerge(cache)
       )
     ),
     Layer.provide(Layer.succeed(InstanceSource, Option.fromNullishOr(source?.source)))
   ) as Layer.Layer<HttpServer.HttpServer | Cache | CacheStore>
+
+/** The API on the memory store, `sourceName` naming `source`, with `Cache` and `CacheStore` in the output too. */
+export const memoryServer = (source?: NamedSource) => serverOn(CacheLayers.layerMemory(), source)

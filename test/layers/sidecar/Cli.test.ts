@@ -58,6 +58,18 @@ describe("embedded-cache warm / stats / invalidate", () => {
     assert.deepInclude(lastJson(ran), { keys_warmed: 2, failed: 0, missing: 1, total: 3 })
   })
 
+  it("warm --mode refresh|missing is sent with the request; any other mode exits 1 naming --mode", async () => {
+    for (const mode of ["refresh", "missing"]) {
+      const ran = await cli(["warm", "--url", url, "--keys", "user:1,user:2", "--mode", mode])
+      assert.strictEqual(ran.code, 0, ran.stderr)
+      assert.deepInclude(lastJson(ran), { failed: 0, total: 2 })
+    }
+    const other = await cli(["warm", "--url", url, "--keys", "user:1", "--mode", "eager"])
+    assert.strictEqual(other.code, 1)
+    assert.include(other.stdout + other.stderr, "--mode")
+    assert.include((await cli(["warm", "--help"])).stdout, "--mode")
+  })
+
   it("warm exits with code 2 when the failure ratio is above --max-failure-ratio, and 0 when within it", async () => {
     const args = ["warm", "--url", url, "--keys", "user:1,boom:1,user:2"]
     const above = await cli([...args, "--max-failure-ratio", "0.3"])

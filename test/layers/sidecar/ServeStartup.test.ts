@@ -197,6 +197,23 @@ describe("embedded-cache serve: one-line start failures", () => {
     }).pipe(Effect.scoped)
   )
 
+  it.live(
+    "an invalid fail-safe setting, or a soft timeout not below the hard one, is one line naming the variable",
+    () =>
+      Effect.gen(function* () {
+        const fraction = yield* failedStart({ CACHE_STORE: "memory", CACHE_EAGER_REFRESH: "1" })
+        assert.strictEqual(fraction.code, 1)
+        assertOneLine(fraction.output, ["CACHE_EAGER_REFRESH"])
+        const timeouts = yield* failedStart({
+          CACHE_STORE: "memory",
+          CACHE_SOURCE_SOFT_TIMEOUT_MS: "2000",
+          CACHE_SOURCE_TIMEOUT_MS: "1000"
+        })
+        assert.strictEqual(timeouts.code, 1)
+        assertOneLine(timeouts.output, ["CACHE_SOURCE_SOFT_TIMEOUT_MS=2000 must be below CACHE_SOURCE_TIMEOUT_MS=1000"])
+      }).pipe(Effect.scoped)
+  )
+
   it.live("CACHE_STORE=embedded without redis-server on PATH is one line saying how to install it, exit 1", () =>
     Effect.gen(function* () {
       const dir = yield* TempDir.make
