@@ -229,10 +229,10 @@ export const layer = (options: HttpDataSourceOptions): Layer.Layer<DataSource, I
 
 const PositiveInt = Schema.NumberFromString.pipe(Schema.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(1)))
 
-/** The source's settings from the environment: `CACHE_SOURCE_URL`, `CACHE_SOURCE_TIMEOUT_MS`, `CACHE_SOURCE_CONCURRENCY`. */
+/** The source's settings from the environment: `CACHE_SOURCE_URL`, `CACHE_SOURCE_ATTEMPT_TIMEOUT_MS` (per attempt; `CACHE_SOURCE_TIMEOUT_MS` is the cache's hard timeout of a whole load), `CACHE_SOURCE_CONCURRENCY`. */
 export const HttpSourceConfig = Config.all({
   urlTemplate: Config.NonEmptyString("CACHE_SOURCE_URL"),
-  timeoutMs: Config.option(Config.schema(PositiveInt, "CACHE_SOURCE_TIMEOUT_MS")),
+  timeoutMs: Config.option(Config.schema(PositiveInt, "CACHE_SOURCE_ATTEMPT_TIMEOUT_MS")),
   concurrency: Config.option(Config.schema(PositiveInt, "CACHE_SOURCE_CONCURRENCY"))
 })
 

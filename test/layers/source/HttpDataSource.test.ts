@@ -336,7 +336,7 @@ describe("HttpDataSource construction", () => {
       server.handle = (_request, response) => send(response, 200, '"from config"')
       const source = yield* withEnv({
         CACHE_SOURCE_URL: `${server.base}/items/{key}`,
-        CACHE_SOURCE_TIMEOUT_MS: "500",
+        CACHE_SOURCE_ATTEMPT_TIMEOUT_MS: "500",
         CACHE_SOURCE_CONCURRENCY: "2"
       })
       assert.deepStrictEqual(yield* source.load("k"), Option.some("from config"))
