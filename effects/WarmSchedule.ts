@@ -3,6 +3,7 @@
  * scope. Runs never overlap: a tick that comes while the previous run is still going is skipped and counted
  * (`cache_warm_skipped_total`), so a slow source cannot pile runs up; the next tick after the run ends starts the
  * next run. Each run is logged, recorded in Effect metrics and kept as `lastRun` of the `WarmSchedule` service.
+ * Runs refresh by default (`mode: "refresh"`): present keys are reloaded too, so a scheduled warm keeps them fresh.
  */
 import { Cause, Clock, Context, Cron, Effect, Layer, Metric, Option, Ref, Result, Schedule } from "effect"
 import { InvalidConfigError } from "../src/CacheConfig.ts"
@@ -57,6 +58,8 @@ export interface Options<A = unknown> extends Omit<Warm.WarmOptions<A>, "onProgr
   readonly keys: ReadonlyArray<string> | Effect.Effect<ReadonlyArray<string>, unknown>
   /** When to run: the schedule's delays between ticks (the first run is at the first tick, not at once). */
   readonly schedule: Schedule.Schedule<unknown>
+  /** `"refresh"` (default here): reload present keys too; `"missing"`: load only the keys the cache lacks. */
+  readonly mode?: Warm.WarmMode | undefined
 }
 
 const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error))
@@ -68,7 +71,8 @@ const make = Effect.fnUntraced(function* <A>(options: Options<A>) {
   let runs = 0
   let skipped = 0
   let running = false
-  const { keys, schedule, ...warmOptions } = options
+  const { keys, schedule, ...rest } = options
+  const warmOptions: Warm.WarmOptions<A> = { ...rest, mode: options.mode ?? "refresh" }
   const readKeys = Array.isArray(keys)
     ? Effect.succeed(keys as ReadonlyArray<string>)
     : (keys as Effect.Effect<ReadonlyArray<string>, unknown>)

@@ -76,8 +76,8 @@ const fromEntry = <A>(entry: Entry, codec: Codec<A>): Exit.Exit<A, unknown> => {
 interface Outcomes<A, B, E, R> {
   /** A fresh value; `refreshAt` is when a hit on it should start an eager refresh (`Infinity`: never). */
   hit(value: A, refreshAt: number): Effect.Effect<B, E, R>
-  /** Nothing usable: absent, undecodable (deleted), or the store failed. */
-  miss(): Effect.Effect<B, E, R>
+  /** Nothing usable: absent, undecodable (deleted), or the store failed. A function, not a method: passed as is. */
+  readonly miss: () => Effect.Effect<B, E, R>
   /** A stamped entry past its freshness. */
   expired(copy: StaleCopy<A>): Effect.Effect<B, E, R>
   /** A fail-safe copy within its throttle: answered stale, without a load. */
@@ -154,7 +154,7 @@ export const make = (deps: LoadingDeps) => {
             ? on.hit(decoded.value, Infinity)
             : Effect.andThen(entries.undecodable(key), on.miss())
         },
-        () => on.miss()
+        on.miss
       )
     }
     const since = l1 === undefined ? 0 : l1.begin()
@@ -173,7 +173,7 @@ export const make = (deps: LoadingDeps) => {
         }
         return on.hit(decoded.value, Infinity)
       },
-      () => on.miss()
+      on.miss
     )
   }
 
@@ -253,9 +253,7 @@ export const make = (deps: LoadingDeps) => {
     expired(copy: StaleCopy<A>) {
       return this.leadAfterRead("refresh", usable(copy) ? copy : undefined)
     }
-    miss() {
-      return this.leadAfterRead("fill", undefined)
-    }
+    readonly miss = () => this.leadAfterRead("fill", undefined)
 
     /** The store read answered by itself: callers that attached to it get its answer. */
     settleReading(result: Option.Option<Shared>) {

@@ -78,7 +78,8 @@ describe("WarmSchedule", () => {
         yield* TestClock.adjust("1 minute")
         yield* settle(Effect.map(service.runs, (n) => n === 2))
         const second = Option.getOrThrow(yield* service.lastRun)
-        assert.include(second.report!, { total: 4, warmed: 3, alreadyCached: 1, missing: 0, failed: 1 })
+        // Scheduled runs refresh: k:1, cached by the first run, is reloaded, not counted as already cached.
+        assert.include(second.report!, { total: 4, warmed: 3, alreadyCached: 0, missing: 0, failed: 1 })
 
         assert.strictEqual((yield* Metric.value(WarmSchedule.runsTotal)).count, 2)
         assert.strictEqual((yield* Metric.value(WarmSchedule.warmedTotal)).count, 5)
@@ -88,6 +89,22 @@ describe("WarmSchedule", () => {
         assert.strictEqual((yield* Metric.value(WarmSchedule.lastRunTimestamp)).value, 120)
         assert.strictEqual((yield* Metric.value(WarmSchedule.lastDuration)).value, 0)
       }).pipe(freshMetrics)
+  )
+
+  it.effect("in missing mode a scheduled run leaves cached keys as they are", () =>
+    Effect.gen(function* () {
+      const counted = source()
+      const { service } = yield* build(
+        counted.shape,
+        WarmSchedule.layerCron("* * * * *", { keys: ["k:1", "k:2"], mode: "missing" })
+      )
+      yield* TestClock.adjust("1 minute")
+      yield* settle(Effect.map(service.runs, (n) => n === 1))
+      yield* TestClock.adjust("1 minute")
+      yield* settle(Effect.map(service.runs, (n) => n === 2))
+      assert.include(Option.getOrThrow(yield* service.lastRun).report!, { warmed: 2, alreadyCached: 2 })
+      assert.strictEqual(counted.calls(), 1, "the second run asked the source nothing")
+    }).pipe(freshMetrics)
   )
 
   it.effect("skips and counts the ticks that come while a slower run is still going, so runs never overlap", () =>
