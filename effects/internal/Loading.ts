@@ -494,16 +494,18 @@ export const make = (deps: LoadingDeps) => {
   }
 
   /** The value at `key` decoded with `codec`; none on a miss, a stale or negative entry, or a failing store. */
-  const get = <A>(key: string, codec: Codec<A>): Effect.Effect<Option.Option<A>> => {
-    const entry = nearEntry(key)
-    if (entry !== undefined) {
-      // The schema that decoded it: the value as is, with no allocation.
-      if (entry.codec === codec) return hitSome(entry.value as A)
-      const value = fromEntry(entry, codec)
-      if (Exit.isSuccess(value)) return hitSome(value.value)
-    }
-    return storeLookup(key, codec, getOutcomes)
-  }
+  const get = <A>(key: string, codec: Codec<A>): Effect.Effect<Option.Option<A>> =>
+    // Suspended: the L1 is read when the effect runs (an effect run again after a write must not answer the old hit).
+    Effect.suspend(() => {
+      const entry = nearEntry(key)
+      if (entry !== undefined) {
+        // The schema that decoded it: the value as is, with no allocation.
+        if (entry.codec === codec) return hitSome(entry.value as A)
+        const value = fromEntry(entry, codec)
+        if (Exit.isSuccess(value)) return hitSome(value.value)
+      }
+      return storeLookup(key, codec, getOutcomes)
+    })
 
   /** The stored values of `keys` (one MGET), the keys that missed; a fresh negative entry is neither. */
   const readMany = Effect.fnUntraced(function* <A>(keys: ReadonlyArray<string>, codec: Codec<A>) {
@@ -635,7 +637,9 @@ export const make = (deps: LoadingDeps) => {
    * The whole value at `key` with its remaining TTL: from the L1 (a string entry), else one store read. A stamped
    * string answers its JSON and its remaining freshness while fresh, and is missing once it is not (or negative).
    */
-  const readEntry = (key: string): Effect.Effect<ReadResult> => {
+  const readEntry = (key: string): Effect.Effect<ReadResult> => Effect.suspend(() => readEntryNow(key))
+
+  const readEntryNow = (key: string): Effect.Effect<ReadResult> => {
     const entry = nearEntry(key)
     if (entry !== undefined) {
       const ttlMs = entry.storeExpiresAt === Infinity ? -1 : Math.max(0, entry.storeExpiresAt - now())

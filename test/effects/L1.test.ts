@@ -155,6 +155,24 @@ describe("L1", () => {
     )
   )
 
+  it.effect("an effect built before a write and run after it reads the new value: reads happen when run", () =>
+    provideL1(
+      Effect.gen(function* () {
+        const cache = yield* Cache.Cache
+        yield* warm(cache, "user:1", ada)
+        const get = cache.get("user:1", User)
+        const getOrLoad = cache.getOrLoad("user:1", Effect.succeed(ada), { schema: User })
+        const fetch = cache.fetch("user:1", Effect.succeed(Option.some(ada)), { schema: User })
+        const read = cache.read("user:1")
+        yield* cache.set("user:1", grace, { schema: User })
+        assert.deepStrictEqual(yield* read, { type: "string", value: JSON.stringify(grace) })
+        assert.deepStrictEqual(yield* get, Option.some(grace))
+        assert.deepStrictEqual(yield* getOrLoad, grace)
+        assert.deepStrictEqual(yield* fetch, { _tag: "Found", value: grace, stale: false })
+      })
+    )
+  )
+
   it.effect("a local delete and a local write of any data type remove the key's L1 entry before they return", () =>
     provideL1(
       Effect.gen(function* () {

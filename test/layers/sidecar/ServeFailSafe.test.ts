@@ -97,9 +97,9 @@ describe("serve with fail-safe and negative caching", () => {
         assert.strictEqual(steer.requests.get("nobody"), 1)
         const stats = yield* request(`${server.url}/api/v1/cache/stats`)
         // Each GET of the burst read the negative entry, or joined a concurrent GET's read of it.
-      const cache = stats.body["cache"] as Record<string, number>
-      assert.strictEqual(cache["negative_hits"]! + cache["shared_loads"]!, 50)
-      assert.isAbove(cache["negative_hits"]!, 0)
+        const cache = stats.body["cache"] as Record<string, number>
+        assert.strictEqual(cache["negative_hits"]! + cache["shared_loads"]!, 50)
+        assert.isAbove(cache["negative_hits"]!, 0)
       }).pipe(Effect.scoped),
     60_000
   )
