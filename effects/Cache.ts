@@ -357,16 +357,17 @@ export const make = Effect.fnUntraced(function* (options: CacheOptions = {}, pub
 
   const invalidateLocally = (target: Target) => Invalidation.apply(store, guard, flights, l1, scanCount, target)
 
-  /** A write of `key` (fencing its loads), published to the peers. */
+  /** A write of `key` (fencing its loads when it runs), published to the peers. */
   const keyWrite = <A, O>(
     key: string,
     write: Effect.Effect<A, CacheStoreError>,
     onWritten: (a: A) => O,
     onFailed: (error: CacheStoreError) => O
-  ) => {
-    flights.fence(key)
-    return announceKey(key, L1.removingKey(l1, key, guard.write(key, write, onWritten, onFailed)))
-  }
+  ) =>
+    Effect.suspend(() => {
+      flights.fence(key)
+      return announceKey(key, L1.removingKey(l1, key, guard.write(key, write, onWritten, onFailed)))
+    })
 
   const structuredWrite = (
     key: string,
@@ -389,7 +390,10 @@ export const make = Effect.fnUntraced(function* (options: CacheOptions = {}, pub
       checked(key, () => {
         const encoded = codecFor(options.schema).encode(value)
         if (Exit.isFailure(encoded)) return Effect.failCause(encoded.cause)
-        const write = store.set(key, ...stored(encoded.value, writeOptions(options.ttl, options.tags)))
+        const json = encoded.value
+        const write = policy.stamps
+          ? Effect.suspend(() => store.set(key, ...stored(json, writeOptions(options.ttl, options.tags))))
+          : store.set(key, json, writeOptions(options.ttl, options.tags))
         return keyWrite(key, write, toWritten, notWritten)
       }),
     delete: (key) => checked(key, () => keyWrite(key, store.delete([key]), Invalidation.deleted, Invalidation.pending)),

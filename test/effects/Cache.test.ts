@@ -34,6 +34,22 @@ const asyncReads = Layer.effect(
 )
 
 describe("Cache.getOrLoad", () => {
+  it.effect("a write built before a load starts fences that load when it runs: a later caller does not join it", () =>
+    Effect.gen(function* () {
+      const cache = yield* Cache.Cache
+      const write = cache.set("user:1", { id: 1, name: "grace" }, { schema: User })
+      const loader = yield* Loaders.gated(ada)
+      const first = yield* Effect.forkChild(cache.getOrLoad("user:1", loader.load, { schema: User }))
+      yield* Deferred.await(loader.started)
+      yield* write
+      const later = yield* cache.getOrLoad("user:1", loader.load, { schema: User })
+      assert.deepStrictEqual(later, { id: 1, name: "grace" }, "the write's value, not the older load's")
+      yield* loader.open
+      yield* Fiber.join(first)
+      assert.strictEqual(yield* (yield* CacheStore).get("user:1"), JSON.stringify({ id: 1, name: "grace" }))
+    }).pipe(provideFresh)
+  )
+
   it.effect("loads a miss once, fills it, and answers later calls from the store", () =>
     Effect.gen(function* () {
       const cache = yield* Cache.Cache
