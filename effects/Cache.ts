@@ -19,6 +19,7 @@ import type { CacheValue, ScoredMember } from "../src/CacheValue.ts"
 import { DataSource, type LoadError, type LoadTimeoutError } from "../src/DataSource.ts"
 import type { InvalidPatternError, Target } from "../src/InvalidationEvent.ts"
 import * as Ttl from "../src/Ttl.ts"
+import * as BatchLoading from "./internal/BatchLoading.ts"
 import * as CacheCounters from "./internal/CacheCounters.ts"
 import type { BreakerState } from "./internal/CircuitBreaker.ts"
 import { codecFor } from "./internal/Codec.ts"
@@ -350,6 +351,7 @@ export const make = Effect.fnUntraced(function* (options: CacheOptions = {}, pub
     l1FillBeforeFence
   }
   const loading = Loading.make(deps)
+  const batches = BatchLoading.make(deps)
 
   /** Publishes a key invalidation after `effect`, when there are peers to tell. */
   const announceKey = <A, E>(key: string, effect: Effect.Effect<A, E>): Effect.Effect<A, E> =>
@@ -406,8 +408,8 @@ export const make = Effect.fnUntraced(function* (options: CacheOptions = {}, pub
     ttl: (key) => checked(key, () => loading.ttl(key)),
     getOrLoad: loading.getOrLoad,
     fetch: loading.fetch,
-    refreshMany: loading.refreshMany,
-    getMany: loading.getMany,
+    refreshMany: batches.refreshMany,
+    getMany: batches.getMany,
     read: (key) =>
       checked(key, () => Effect.map(readEntry(key), (result) => (result._tag === "Found" ? result.value : undefined))),
     readEntry: (key) => checked(key, () => readEntry(key)),

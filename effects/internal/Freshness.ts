@@ -85,6 +85,12 @@ export interface Policy {
   readonly negativeTtlMs: number
 }
 
+/** A positive, finite duration in whole ms; undefined for none or 0 (off: `Ttl.toMillis` would round 0 up to 1 ms). */
+const positive = (input: Ttl.Input | undefined): number | undefined => {
+  const ms = input === undefined ? 0 : Duration.toMillis(input)
+  return ms > 0 && Number.isFinite(ms) ? Math.ceil(ms) : undefined
+}
+
 /** The policy of the options; everything off when none is set. */
 export const policy = (options: {
   readonly failSafe?: { readonly maxStale: Ttl.Input; readonly throttle?: Ttl.Input | undefined } | undefined
@@ -92,11 +98,6 @@ export const policy = (options: {
   readonly eagerRefresh?: number | undefined
   readonly negativeTtl?: Ttl.Input | undefined
 }): Policy => {
-  // 0 (or none) is off; `Ttl.toMillis` would round it up to 1 ms.
-  const positive = (input: Ttl.Input | undefined): number | undefined => {
-    const ms = input === undefined ? 0 : Duration.toMillis(input)
-    return ms > 0 && Number.isFinite(ms) ? Math.ceil(ms) : undefined
-  }
   const maxStaleMs = positive(options.failSafe?.maxStale) ?? 0
   const eager = options.eagerRefresh
   const eagerRefresh = eager !== undefined && eager > 0 && eager < 1 ? eager : undefined

@@ -1,9 +1,8 @@
 /**
  * The read side of the cache: lookups, and loads on a miss. `getOrLoad` (and `fetch`, its form for loads that may
  * find nothing) is cache-aside with one load per key per instance at a time (callers of a key in flight join it
- * through `SingleFlight` before asking the store) and a fenced fill (`FencedFill`);
- * `getMany` reads every key in one MGET and loads the misses in one `DataSource.loadMany` batch, joining loads
- * already in flight. A miss on a failing store (or an open breaker) answers from the loader. With an `L1`, `get`,
+ * through `SingleFlight` before asking the store) and a fenced fill (`FencedFill`); batches are `BatchLoading`'s. A
+ * miss on a failing store (or an open breaker) answers from the loader. With an `L1`, `get`,
  * `getOrLoad` and `readEntry` answer its live entries without the store; a store hit (read with its TTL) and a
  * fill the store took enter it, unless an invalidation of the key came since the read or load began.
  *
@@ -16,7 +15,7 @@ import { Cause, Deferred, Effect, Exit, Option, type Scope } from "effect"
 import type * as CacheKey from "../../src/CacheKey.ts"
 import type { CacheStore, LeaseMode, WithTtl, WriteOptions } from "../../src/CacheStore.ts"
 import type { CacheValue } from "../../src/CacheValue.ts"
-import { DataSource, type LoadError, type LoadTimeoutError } from "../../src/DataSource.ts"
+import type { LoadTimeoutError } from "../../src/DataSource.ts"
 import type * as Ttl from "../../src/Ttl.ts"
 import type { Fetched, LoadOptions, ReadResult } from "../Cache.ts"
 import type { Counters } from "./CacheCounters.ts"
@@ -25,7 +24,7 @@ import type { FencedFill, FillPlan, StaleCopy } from "./FencedFill.ts"
 import * as Freshness from "./Freshness.ts"
 import { invalidKey } from "./Invalidation.ts"
 import type { Entry, L1 } from "./L1.ts"
-import { type Flight, type Reading, type Shared, type SingleFlight, valueFor } from "./SingleFlight.ts"
+import { abandonedRead, type Flight, type Reading, type Shared, type SingleFlight, valueFor } from "./SingleFlight.ts"
 import type { StoredEntry } from "./StoredEntry.ts"
 import type { StoreGuard } from "./StoreGuard.ts"
 
@@ -55,8 +54,6 @@ const unavailable: ReadResult = { _tag: "Unavailable" }
 const missing: ReadResult = { _tag: "Missing" }
 /** Keys remembered after a failed eager refresh at most (then the memory is cleared). */
 const maxBackoffKeys = 10_000
-/** What a reading's attached flight gets when its reader was interrupted: its callers load by themselves. */
-const abandonedRead: Option.Option<Shared> = Option.some({ value: undefined, codec: undefined as never, stale: false })
 
 /**
  * The value of an L1 entry for a caller with `codec`: as is when that codec decoded it, else its text decoded with
@@ -507,126 +504,6 @@ export const make = (deps: LoadingDeps) => {
       return storeLookup(key, codec, getOutcomes)
     })
 
-  /** The stored values of `keys` (one MGET), the keys that missed; a fresh negative entry is neither. */
-  const readMany = Effect.fnUntraced(function* <A>(keys: ReadonlyArray<string>, codec: Codec<A>) {
-    const texts = yield* guard.read(undefined, store.getMany(keys), [])
-    const hits = new Map<string, A>()
-    const misses: Array<string> = []
-    for (let i = 0; i < keys.length; i++) {
-      const key = keys[i]!
-      // A key with an invalidation still pending is a miss, whatever the store holds.
-      const text = guard.isPending(key) ? undefined : texts[i]
-      if (text !== undefined && isNegative(text)) {
-        counters.hits++
-        counters.negativeHits++
-        continue
-      }
-      const decoded = text === undefined ? Option.none() : yield* entries.decode(key, text, codec)
-      if (Option.isSome(decoded)) {
-        counters.hits++
-        hits.set(key, decoded.value)
-      } else {
-        counters.misses++
-        misses.push(key)
-      }
-    }
-    return { hits, misses }
-  })
-
-  /** Whether `text` is a negative entry still fresh. */
-  const isNegative = (text: string): boolean => {
-    if (!Freshness.isStamped(text)) return false
-    const stamp = Freshness.parse(text)?.stamp
-    return stamp?.kind === "negative" && now() < stamp.freshUntil
-  }
-
-  /** Loads `led` as one batch in the cache's scope, completing each key's flight with its value or none. */
-  const loadBatch = <A>(
-    led: ReadonlyArray<readonly [string, Flight]>,
-    source: DataSource["Service"],
-    codec: Codec<A>,
-    options: LoadOptions<A>
-  ) =>
-    fills.loadBatch(led, source, codec, writeOptions(options.ttl, options.tags)).pipe(
-      Effect.onExit((exit) => {
-        // Unregister every key first: a caller woken by one key's result must not join another key's flight of
-        // this (finished) batch.
-        for (const [key, flight] of led) flights.end(key, flight)
-        return Effect.forEach(
-          led,
-          ([key, flight]) =>
-            Deferred.done(
-              flight.result,
-              Exit.isSuccess(exit)
-                ? Exit.succeed(
-                    Option.map(exit.value.get(key) ?? Option.none(), (value): Shared => ({
-                      value,
-                      codec,
-                      stale: false
-                    }))
-                  )
-                : Exit.failCause(exit.cause)
-            ),
-          { discard: true }
-        )
-      })
-    )
-
-  /**
-   * Loads `keys` through the source as one batch (joining loads already in flight, unless `refresh` asks for a
-   * reload of its own) and adds what it found to `found`.
-   */
-  const loadKeys = Effect.fnUntraced(function* <A>(
-    keys: ReadonlyArray<string>,
-    found: Map<string, A>,
-    codec: Codec<A>,
-    options: LoadOptions<A>,
-    refresh: boolean
-  ) {
-    const flown: Array<readonly [string, Flight]> = []
-    const led: Array<readonly [string, Flight]> = []
-    for (const key of keys) {
-      const flight = flights.get(key)
-      if (flight === undefined || (refresh && flight.background))
-        led.push([key, flights.start(key, options.tags ?? noTags)])
-      else {
-        counters.sharedLoads++
-        flown.push([key, flight])
-      }
-    }
-    if (led.length > 0) yield* Effect.forkIn(loadBatch(led, yield* DataSource, codec, options), scope)
-    for (const [key, flight] of [...led, ...flown]) {
-      const shared = yield* Deferred.await(flight.result) as Effect.Effect<Option.Option<Shared>, LoadError>
-      const value = Option.isSome(shared) && shared !== abandonedRead ? valueFor(shared.value, codec) : undefined
-      if (value !== undefined && Exit.isSuccess(value)) found.set(key, value.value)
-    }
-    return found as ReadonlyMap<string, A>
-  })
-
-  const validKeys = (keys: ReadonlyArray<string>): CacheKey.InvalidKeyError | undefined => {
-    for (const key of keys) {
-      const invalid = invalidKey(key)
-      if (invalid !== undefined) return invalid
-    }
-    return undefined
-  }
-
-  const getMany = Effect.fnUntraced(function* <A>(keys: ReadonlyArray<string>, options: LoadOptions<A>) {
-    const invalid = validKeys(keys)
-    if (invalid !== undefined) return yield* invalid
-    const codec = codecFor(options.schema)
-    const { hits, misses } = yield* readMany([...new Set(keys)], codec)
-    if (misses.length === 0) return hits as ReadonlyMap<string, A>
-    return yield* loadKeys(misses, hits, codec, options, false)
-  })
-
-  /** Reloads every key through refresh leases: present values stay readable until their fill replaces them. */
-  const refreshMany = Effect.fnUntraced(function* <A>(keys: ReadonlyArray<string>, options: LoadOptions<A>) {
-    const invalid = validKeys(keys)
-    if (invalid !== undefined) return yield* invalid
-    return yield* loadKeys([...new Set(keys)], new Map<string, A>(), codecFor(options.schema), options, true)
-  })
-
   const counted = (result: ReadResult): ReadResult => {
     if (result._tag === "Found") counters.hits++
     else counters.misses++
@@ -708,8 +585,6 @@ export const make = (deps: LoadingDeps) => {
     get,
     getOrLoad,
     fetch,
-    getMany,
-    refreshMany,
     readEntry,
     ttl
   }

@@ -7,7 +7,7 @@
  * flight to it and waits — for the hit the reader found, or for the load it then leads — instead of asking the store
  * again. An invalidation drops the readings it may cover (every reading, for a pattern or tag).
  */
-import { Deferred, Exit, type Option, type Schema } from "effect"
+import { Deferred, Exit, Option, type Schema } from "effect"
 import * as Glob from "../../src/Glob.ts"
 import type { Target } from "../../src/InvalidationEvent.ts"
 import type { Codec } from "./Codec.ts"
@@ -42,6 +42,13 @@ export interface Reading {
   /** Set once the read answered: the reader then completes `flight` itself. */
   answered: boolean
 }
+
+/** What a reading's attached flight gets when its reader was interrupted: its callers load by themselves. */
+export const abandonedRead: Option.Option<Shared> = Option.some({
+  value: undefined,
+  codec: undefined as never,
+  stale: false
+})
 
 /** The value a joiner with `codec` gets: as is from a caller of the same schema, else re-decoded from its JSON. */
 export const valueFor = <A>(shared: Shared, codec: Codec<A>): Exit.Exit<A, Schema.SchemaError> => {
