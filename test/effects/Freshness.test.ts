@@ -13,6 +13,7 @@ import * as MemoryDataSource from "../../layers/source/MemoryDataSource.ts"
 import { CacheStore } from "../../src/CacheStore.ts"
 import * as DataSource from "../../src/DataSource.ts"
 import type { Target } from "../../src/InvalidationEvent.ts"
+import * as FlakyStore from "../utils/FlakyStore.ts"
 
 /** Lets every fiber that can run, run (the clock is a TestClock: nothing sleeps). */
 const settle = Effect.yieldNow.pipe(Effect.repeat({ times: 50 }))
@@ -152,6 +153,34 @@ describe("fail-safe", () => {
       }).pipe(withCache(failSafe))
     })
   }
+})
+
+describe("fail-safe with a failing store", () => {
+  it.effect(
+    "an invalidation the store could not apply leaves no copy to answer, while pending and once applied",
+    () => {
+      const source = steered("v1")
+      return Effect.gen(function* () {
+        const cache = yield* Cache.Cache
+        const control = yield* FlakyStore.FlakyControl
+        yield* cache.fetch("k", source.load, options)
+        yield* TestClock.adjust("11 seconds")
+        yield* control.setDown(true)
+        const outcome = yield* Effect.orDie(cache.invalidate({ invalidation_type: "key", key: "k" }))
+        assert.strictEqual(outcome._tag, "Pending")
+        yield* control.setDown(false)
+        source.state.failing = true
+        // Pending: the key's reads miss without reaching the store, so there is no copy to fall back on.
+        assert.strictEqual((yield* Effect.exit(cache.fetch("k", source.load, options)))._tag, "Failure")
+        yield* TestClock.adjust("10 seconds")
+        assert.strictEqual((yield* cache.stats).pendingInvalidations, 0, "the retry applied it")
+        assert.strictEqual((yield* Effect.exit(cache.fetch("k", source.load, options)))._tag, "Failure")
+        assert.strictEqual((yield* cache.stats).staleAnswers, 0)
+      }).pipe(
+        Effect.provide(Layer.fresh(Cache.layer(failSafe).pipe(Layer.provideMerge(FlakyStore.layer(MemoryStore.layer)))))
+      )
+    }
+  )
 })
 
 describe("soft and hard timeouts", () => {
