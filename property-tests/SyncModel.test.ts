@@ -26,7 +26,9 @@ const runs = (
 ) =>
   fc.assert(
     fc.asyncProperty(
-      fc.integer({ min: 2, max: 4 }).chain((n) => fc.tuple(fc.constant(n), Commands.commands(n, maxCommands))),
+      fc
+        .integer({ min: 2, max: 4 })
+        .chain((n) => fc.tuple(fc.constant(n), Commands.commands(n, maxCommands, options.cache !== undefined))),
       async ([count, script]) => {
         const real = await Sync.make(count, store, options)
         try {
@@ -44,6 +46,19 @@ const runs = (
 describe("invalidation sync model", () => {
   it("holds on the memory store for generated scripts", { timeout: 300_000 }, () =>
     runs(() => MemoryStore.layer, Number(process.env["SYNC_RUNS"] ?? 1000), 40)
+  )
+
+  it(
+    "holds with fail-safe, eager refresh and negative caching on every instance, through source outages",
+    { timeout: 300_000 },
+    () =>
+      runs(() => MemoryStore.layer, Number(process.env["SYNC_RUNS"] ?? 500), 40, {
+        cache: {
+          failSafe: { maxStale: "2 minutes", throttle: "5 seconds" },
+          eagerRefresh: 0.5,
+          negativeTtl: "5 seconds"
+        }
+      })
   )
 
   it("catches a batch path that acknowledges a batch before applying it", { timeout: 300_000 }, async () => {

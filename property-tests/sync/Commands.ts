@@ -127,6 +127,29 @@ const expire = (seconds: number): Command => ({
   toString: () => `expire(${seconds}s)`
 })
 
+/** The source goes down (every load fails: fail-safe may answer stale copies) or comes back. */
+const sourceDown = (down: boolean): Command => ({
+  check: () => true,
+  run: async (_: Model, real: Sync.Real) => {
+    real.sourceDown = down
+  },
+  toString: () => `sourceDown(${down})`
+})
+
+/** While the source is down, time passes beyond the TTL and instance `i` reads `key`: fail-safe's moment. */
+const outageRead = (i: number, key: string, seconds: number): Command => ({
+  check: (m: Readonly<Model>) => i < m.held.length,
+  run: async (_: Model, real: Sync.Real) => {
+    const wasDown = real.sourceDown
+    real.sourceDown = true
+    await real.run(Effect.asVoid(Sync.adjust(seconds)))
+    await real.run(Sync.read(real, i, key))
+    real.sourceDown = wasDown
+    assertNoViolation(real)
+  },
+  toString: () => `outageRead(i${i}, ${key}, after ${seconds}s)`
+})
+
 const assertNoViolation = (real: Sync.Real) => {
   if (real.violations.length > 0) throw new Error(real.violations.join("\n"))
 }
@@ -138,8 +161,11 @@ const target: fc.Arbitrary<Target> = fc.oneof(
   fc.subarray([...Sync.tags], { minLength: 1 }).map((tags): Target => ({ invalidation_type: "tag", tags }))
 )
 
-/** Command sequences for up to `instances` instances. */
-export const commands = (instances: number, maxCommands: number) => {
+/**
+ * Command sequences for up to `instances` instances; `withOutages` adds source outages and the long waits that let
+ * entries expire into stale copies (for caches with fail-safe on).
+ */
+export const commands = (instances: number, maxCommands: number, withOutages = false) => {
   const i = fc.nat(instances - 1)
   const index = fc.nat(3)
   const updates = fc.oneof(
@@ -182,8 +208,18 @@ export const commands = (instances: number, maxCommands: number) => {
       fc.tuple(i, index).map(([n, x]) => duplicate(n, x)),
       fc.tuple(i, index).map(([n, x]) => drop(n, x)),
       fc.tuple(i, key).map(([n, k]) => evict(n, k)),
-      fc.integer({ min: 1, max: 15 }).map((s) => expire(s))
+      fc.integer({ min: 1, max: 15 }).map((s) => expire(s)),
+      ...(withOutages
+        ? [
+            fc.boolean().map(sourceDown),
+            fc.integer({ min: 16, max: 45 }).map((s) => expire(s)),
+            fc.tuple(i, key, fc.integer({ min: 16, max: 60 })).map(([n, k, s]) => outageRead(n, k, s)),
+            fc.tuple(i, key, fc.integer({ min: 16, max: 60 })).map(([n, k, s]) => outageRead(n, k, s)),
+            reads,
+            reads
+          ]
+        : [])
     ],
-    { maxCommands }
+    withOutages ? { maxCommands, size: "max" } : { maxCommands }
   )
 }

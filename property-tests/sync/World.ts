@@ -5,11 +5,12 @@
  */
 import { Effect, Exit, Fiber, Layer, ManagedRuntime, Option, Schema, Scope } from "effect"
 import { TestClock } from "effect/testing"
-import { Cache } from "../../effects/Cache.ts"
+import { Cache, type CacheOptions } from "../../effects/Cache.ts"
 import { Publisher, type PublisherOptions } from "../../effects/Publisher.ts"
 import { SyncConsumer } from "../../effects/SyncConsumer.ts"
 import * as MemoryBus from "../../layers/bus/MemoryBus.ts"
 import type { CacheStore } from "../../src/CacheStore.ts"
+import { LoadError } from "../../src/DataSource.ts"
 import * as Glob from "../../src/Glob.ts"
 import { InvalidationEventJson, type Target, targetsOf } from "../../src/InvalidationEvent.ts"
 import * as World from "../../test/utils/World.ts"
@@ -49,6 +50,8 @@ export interface Real {
   readonly published: Map<string, Map<string, number>>
   /** Violations found so far (the model run fails on the first). */
   readonly violations: Array<string>
+  /** While true, every load from the source fails (an outage: fail-safe may answer stale copies). */
+  sourceDown: boolean
   readonly run: <A, E>(effect: Effect.Effect<A, E>) => Promise<A>
   readonly close: () => Promise<void>
 }
@@ -88,6 +91,8 @@ export interface WorldOptions {
   readonly unsafeAckBeforeApply?: boolean
   /** The publishers' options; default: the coalescing window `window`, which `update` moves the clock past. */
   readonly publisher?: PublisherOptions
+  /** The caches' options (e.g. fail-safe, eager refresh, negative caching). */
+  readonly cache?: CacheOptions
 }
 
 /**
@@ -129,7 +134,12 @@ export const make = async (
       })
       const instances = yield* Effect.forEach(ids, (id, i) =>
         Layer.build(
-          World.instanceLayer(hub, id, { sync: consumer, store: store(i), publisher: options.publisher ?? publisher })
+          World.instanceLayer(hub, id, {
+            sync: consumer,
+            store: store(i),
+            publisher: options.publisher ?? publisher,
+            ...(options.cache === undefined ? {} : { cache: options.cache })
+          })
         )
       )
       return { hub, instances }
@@ -142,6 +152,7 @@ export const make = async (
     floors: ids.map(() => new Map(keys.map((key) => [key, 0]))),
     published: new Map(),
     violations: [],
+    sourceDown: false,
     run: (effect) => runtime.runPromise(effect),
     close: async () => {
       await runtime.runPromise(Scope.close(scope, Exit.void))
@@ -278,24 +289,22 @@ export const deliverAll = (real: Real, i: number, indexes: ReadonlyArray<number>
     raiseFloors(real, i, bodies)
   })
 
-/** Reads `key` on instance `i` through getOrLoad (the loader reads the source) and checks the answer. */
+/**
+ * Reads `key` on instance `i` through getOrLoad (the loader reads the source, or fails while it is down) and checks
+ * the answer — a stale fail-safe copy included; a failed read answers nothing to check.
+ */
 export const read = (real: Real, i: number, key: string) =>
   Effect.gen(function* () {
+    const load = Effect.suspend(() =>
+      real.sourceDown
+        ? Effect.fail(new LoadError({ key, message: "the source is down" }))
+        : Effect.succeed({ key, version: real.source.get(key)! })
+    )
     const value = yield* World.on(
       real.instances[i]!,
-      Cache.use((cache) =>
-        cache.getOrLoad(
-          key,
-          Effect.sync(() => ({ key, version: real.source.get(key)! })),
-          {
-            schema: Versioned,
-            ttl,
-            tags: tagsOf[key]
-          }
-        )
-      )
-    )
-    checkAnswer(real, i, key, Option.some(value), "getOrLoad")
+      Cache.use((cache) => cache.getOrLoad(key, load, { schema: Versioned, ttl, tags: tagsOf[key] }))
+    ).pipe(Effect.option)
+    if (Option.isSome(value)) checkAnswer(real, i, key, value, "getOrLoad")
   })
 
 /** Reads `key` on instance `i` without loading and checks the answer. */

@@ -28,10 +28,12 @@ export const instanceLayer = (
     readonly queueCreated?: boolean
     /** Default: no coalescing window (tests on a TestClock would otherwise wait for it). */
     readonly publisher?: Publisher.PublisherOptions
+    readonly cache?: Cache.CacheOptions
   } = {}
 ) =>
   CacheLayers.layerSynced({
     store: options.store ?? MemoryStore.layer,
+    cache: options.cache,
     bus: MemoryBus.layer(hub, id, { queueCreated: options.queueCreated ?? false }),
     publisher: options.publisher ?? { awaitMs: 1000, coalesceWindow: 0 },
     sync: options.sync
