@@ -301,14 +301,19 @@ export const make = Effect.fnUntraced(function* (options: CacheOptions = {}, pub
   const readEntry = loading.readEntry
 
   return Cache.of({
-    get: (key, schema) => checked(key, () => loading.get(key, codecFor(schema))),
-    set: (key, value, options) =>
-      checked(key, () => {
-        const encoded = codecFor(options.schema).encode(value)
-        if (Exit.isFailure(encoded)) return Effect.failCause(encoded.cause)
-        const write = store.set(key, encoded.value, writeOptions(options.ttl, options.tags))
-        return keyWrite(key, write, toWritten, notWritten)
-      }),
+    // `get` and `set` check the key inline (no thunk for `checked`): they are the hot path.
+    get: (key, schema) => {
+      const invalid = Invalidation.invalidKey(key)
+      return invalid === undefined ? loading.get(key, codecFor(schema)) : Effect.fail(invalid)
+    },
+    set: (key, value, options) => {
+      const invalid = Invalidation.invalidKey(key)
+      if (invalid !== undefined) return Effect.fail(invalid)
+      const encoded = codecFor(options.schema).encode(value)
+      if (Exit.isFailure(encoded)) return Effect.failCause(encoded.cause)
+      const write = store.set(key, encoded.value, writeOptions(options.ttl, options.tags))
+      return keyWrite(key, write, toWritten, notWritten)
+    },
     delete: (key) => checked(key, () => keyWrite(key, store.delete([key]), Invalidation.deleted, Invalidation.pending)),
     exists: (key) => checked(key, () => guard.read(key, store.exists(key), false)),
     ttl: (key) => checked(key, () => guard.read(key, store.ttl(key), undefined)),
