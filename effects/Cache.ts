@@ -387,17 +387,22 @@ export const make = Effect.fnUntraced(function* (options: CacheOptions = {}, pub
   }
 
   return Cache.of({
-    get: (key, schema) => checked(key, () => loading.get(key, codecFor(schema))),
-    set: (key, value, options) =>
-      checked(key, () => {
-        const encoded = codecFor(options.schema).encode(value)
-        if (Exit.isFailure(encoded)) return Effect.failCause(encoded.cause)
-        const json = encoded.value
-        const write = policy.stamps
-          ? Effect.suspend(() => store.set(key, ...stored(json, writeOptions(options.ttl, options.tags))))
-          : store.set(key, json, writeOptions(options.ttl, options.tags))
-        return keyWrite(key, write, toWritten, notWritten)
-      }),
+    // `get` and `set` check the key inline (no thunk for `checked`): they are the hot path.
+    get: (key, schema) => {
+      const invalid = Invalidation.invalidKey(key)
+      return invalid === undefined ? loading.get(key, codecFor(schema)) : Effect.fail(invalid)
+    },
+    set: (key, value, options) => {
+      const invalid = Invalidation.invalidKey(key)
+      if (invalid !== undefined) return Effect.fail(invalid)
+      const encoded = codecFor(options.schema).encode(value)
+      if (Exit.isFailure(encoded)) return Effect.failCause(encoded.cause)
+      const json = encoded.value
+      const write = policy.stamps
+        ? Effect.suspend(() => store.set(key, ...stored(json, writeOptions(options.ttl, options.tags))))
+        : store.set(key, json, writeOptions(options.ttl, options.tags))
+      return keyWrite(key, write, toWritten, notWritten)
+    },
     delete: (key) => checked(key, () => keyWrite(key, store.delete([key]), Invalidation.deleted, Invalidation.pending)),
     exists: (key) =>
       checked(key, () =>

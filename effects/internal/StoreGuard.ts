@@ -248,20 +248,58 @@ export const make = Effect.fnUntraced(function* (
     onValue: (found: T) => Effect.Effect<B, E, R>,
     onDegraded: () => Effect.Effect<B, E, R>
   ): Effect.Effect<B, E, R> => {
-    const degraded = () => {
-      counters.degradedReads++
-      return onDegraded()
-    }
-    if (isPending(key)) return degraded()
-    const run = Effect.matchEffect(readKey, {
-      onFailure: (error) => Effect.andThen(failed(error), Effect.suspend(degraded)),
+    if (isPending(key)) return degradedGet(onDegraded)
+    // matchCauseEffect rather than matchEffect, and the degraded path built only when taken: a read on a closed
+    // breaker allocates one frame and its two handlers.
+    const run = Effect.matchCauseEffect(readKey, {
+      // catchEager recovers the store's typed failure as matchEffect would (a defect or an interruption goes on).
+      onFailure: (cause) =>
+        Effect.catchEager(Effect.failCause(cause), (error) =>
+          Effect.andThen(
+            failed(error),
+            Effect.suspend(() => degradedGet(onDegraded))
+          )
+        ),
       onSuccess: (text) => {
         breaker.succeeded()
         return onValue(text)
       }
     })
-    return whenUsable(run, degraded)
+    return breaker.state === "closed" ? run : Effect.flatMap(usable, (ok) => (ok ? run : degradedGet(onDegraded)))
   }
+
+  /** A read answered without the store, counted. */
+  const degradedGet = <B, E, R>(onDegraded: () => Effect.Effect<B, E, R>) => {
+    counters.degradedReads++
+    return onDegraded()
+  }
+
+  /** A write that failed soft: remembered for recovery (what it affected may be stale), answered `onFailed`. */
+  const notWritten = <O>(affected: Affected, onFailed: (error: CacheStoreError) => O, error: CacheStoreError) =>
+    Effect.suspend(() => {
+      counters.failedWrites++
+      return Effect.as(remember(affected), onFailed(error))
+    })
+
+  // A healthy store refused the write (OOM under noeviction, a script error): what it still holds may be older
+  // than this write, so drop it now (a delete frees memory, so it goes through under OOM too). A store that
+  // refuses every write (disk full, read-only) would refuse that delete too: remember it instead.
+  const refused = <O>(affected: Affected, onFailed: (error: CacheStoreError) => O, error: CacheStoreError) =>
+    error.reason === "ReadOnly"
+      ? notWritten(affected, onFailed, error)
+      : Effect.matchEffect(
+          affected === "all" || affected === "everything"
+            ? store.flush
+            : store.delete(typeof affected === "string" ? [affected] : affected),
+          {
+            onFailure: () => notWritten(affected, onFailed, error),
+            onSuccess: () =>
+              Effect.sync(() => {
+                counters.failedWrites++
+                return onFailed(error)
+              })
+          }
+        )
 
   const write = <A, O>(
     affected: Affected,
@@ -269,38 +307,18 @@ export const make = Effect.fnUntraced(function* (
     onWritten: (a: A) => O,
     onFailed: (error: CacheStoreError) => O
   ): Effect.Effect<O> => {
-    const notWritten = (error: CacheStoreError) =>
-      Effect.suspend(() => {
-        counters.failedWrites++
-        return Effect.as(remember(affected), onFailed(error))
-      })
-    // A healthy store refused the write (OOM under noeviction, a script error): what it still holds may be older
-    // than this write, so drop it now (a delete frees memory, so it goes through under OOM too). A store that
-    // refuses every write (disk full, read-only) would refuse that delete too: remember it instead.
-    const refused = (error: CacheStoreError) =>
-      error.reason === "ReadOnly"
-        ? notWritten(error)
-        : Effect.matchEffect(
-            affected === "all" || affected === "everything"
-              ? store.flush
-              : store.delete(typeof affected === "string" ? [affected] : affected),
-            {
-              onFailure: () => notWritten(error),
-              onSuccess: () =>
-                Effect.sync(() => {
-                  counters.failedWrites++
-                  return onFailed(error)
-                })
-            }
-          )
-    const run = Effect.matchEffect(effect, {
-      onFailure: (error) =>
-        isOutage(error)
-          ? Effect.andThen(
-              failed(error),
-              Effect.suspend(() => notWritten(error))
-            )
-          : refused(error),
+    // matchCauseEffect rather than matchEffect (no wrapper per call; catchEager recovers as matchEffect would),
+    // and the failure paths built only on failure: a healthy write allocates one frame and its two handlers.
+    const run = Effect.matchCauseEffect(effect, {
+      onFailure: (cause) =>
+        Effect.catchEager(Effect.failCause(cause), (error) =>
+          isOutage(error)
+            ? Effect.andThen(
+                failed(error),
+                Effect.suspend(() => notWritten(affected, onFailed, error))
+              )
+            : refused(affected, onFailed, error)
+        ),
       onSuccess: (a) => {
         breaker.succeeded()
         // The store now holds this write's result: nothing older is left to invalidate for what it covered.
@@ -314,7 +332,9 @@ export const make = Effect.fnUntraced(function* (
         return Effect.succeed(onWritten(a))
       }
     })
-    return whenUsable(run, () => notWritten(circuitOpen()))
+    return breaker.state === "closed"
+      ? run
+      : Effect.flatMap(usable, (ok) => (ok ? run : notWritten(affected, onFailed, circuitOpen())))
   }
 
   return {

@@ -282,6 +282,22 @@ const entryKeyProblem = (rawSegment: string): string | undefined => {
   return CacheKey.validate(key)
 }
 
+/**
+ * The key of a GET the entry route answers (the path as the router matches it, percent-decoded as its `:key`), or
+ * undefined for a path another route answers (`/api/v1/cache/stats`) or that the precheck has not vetted.
+ */
+const plainEntryKey = (path: string): string | undefined => {
+  const collapsed = collapseSlashes(path)
+  if (!isEntryPath(collapsed)) return undefined
+  let key: string
+  try {
+    key = decodeURIComponent(collapsed.slice(entryPrefix.length))
+  } catch {
+    return undefined
+  }
+  return key === "stats" ? undefined : key
+}
+
 const tooLarge = (maxBodyBytes: number) =>
   errorResponse(413, "payload_too_large", `the body is larger than ${maxBodyBytes} bytes`)
 
@@ -349,11 +365,24 @@ const readBody = (request: HttpServerRequest.HttpServerRequest, maxBodyBytes: nu
  * parse the same cached bytes. Whatever fails below it, error or defect, and every error response Effect renders
  * empty or as text, becomes JSON `{error, message}`.
  */
-export const layerGuard = (options: GuardOptions = {}) => {
+export const layerGuard = <R = never>(
+  options: GuardOptions = {},
+  entryAnswer?: Effect.Effect<(key: string) => Effect.Effect<HttpServerResponse.HttpServerResponse>, never, R>
+) => {
   const expected = digestOf(options.apiToken)
   const maxBodyBytes = options.maxBodyBytes ?? defaultMaxBodyBytes
   const bodyLimit = ByteSize.bytes(maxBodyBytes)
   const allowedMethods = makeAllowedMethods()
+  /** The counter of each method and status, made once: attributes cost a key and a lookup per update otherwise. */
+  const counters = new Map<string, typeof httpRequests>()
+  const counted = (method: string, status: number) => {
+    const name = `${method} ${status}`
+    const known = counters.get(name)
+    if (known !== undefined) return known
+    const counter = Metric.withAttributes(httpRequests, { method, status: String(status) })
+    counters.set(name, counter)
+    return counter
+  }
 
   const recover = (request: HttpServerRequest.HttpServerRequest, path: string) => (cause: Cause.Cause<unknown>) => {
     if (Cause.hasInterruptsOnly(cause)) return Effect.failCause(cause)
@@ -365,15 +394,14 @@ export const layerGuard = (options: GuardOptions = {}) => {
     )
   }
 
-  const answer = Effect.fnUntraced(
+  /** A request with a body: read within the limit (and checked) here, before the route parses the same bytes. */
+  const withBody = Effect.fnUntraced(
     function* (
       request: HttpServerRequest.HttpServerRequest,
       path: string,
       httpEffect: Effect.Effect<HttpServerResponse.HttpServerResponse, unknown>
     ) {
-      const early = precheck(request, path, expected, maxBodyBytes)
-      if (early !== undefined) return early
-      if (hasBody(request.method) && isApiPath(routedPath(path))) {
+      if (isApiPath(routedPath(path))) {
         const unusable = yield* readBody(request, maxBodyBytes)
         if (unusable !== undefined) return unusable
       }
@@ -382,19 +410,37 @@ export const layerGuard = (options: GuardOptions = {}) => {
     Effect.provideService(HttpIncomingMessage.MaxBodySize, bodyLimit)
   )
 
-  return HttpRouter.middleware(
-    Effect.fnUntraced(function* (httpEffect) {
+  const answer = (
+    request: HttpServerRequest.HttpServerRequest,
+    path: string,
+    hasQuery: boolean,
+    httpEffect: Effect.Effect<HttpServerResponse.HttpServerResponse, unknown>,
+    answerEntry: ((key: string) => Effect.Effect<HttpServerResponse.HttpServerResponse>) | undefined
+  ): Effect.Effect<HttpServerResponse.HttpServerResponse, unknown> => {
+    const early = precheck(request, path, expected, maxBodyBytes)
+    if (early !== undefined) return Effect.succeed(early)
+    if (hasBody(request.method)) return withBody(request, path, httpEffect)
+    // A plain GET of an entry (token and key checked above) is answered without routing it through the endpoint.
+    const key = answerEntry === undefined || hasQuery || request.method !== "GET" ? undefined : plainEntryKey(path)
+    const run = key === undefined ? httpEffect : answerEntry!(key)
+    return Effect.catchCause(run, recover(request, path))
+  }
+
+  const middleware = (answerEntry?: (key: string) => Effect.Effect<HttpServerResponse.HttpServerResponse>) =>
+    Effect.fnUntraced(function* (httpEffect: Effect.Effect<HttpServerResponse.HttpServerResponse, unknown>) {
       const request = yield* HttpServerRequest.HttpServerRequest
       const url = request.url
       const query = url.indexOf("?")
       const path = query === -1 ? url : url.slice(0, query)
-      const response = normalize(yield* answer(request, path, httpEffect))
-      const method = knownMethods.has(request.method) ? request.method : "OTHER"
-      yield* Metric.update(Metric.withAttributes(httpRequests, { method, status: String(response.status) }), 1)
+      const response = normalize(yield* answer(request, path, query !== -1, httpEffect, answerEntry))
+      yield* Metric.update(counted(knownMethods.has(request.method) ? request.method : "OTHER", response.status), 1)
       return options.instanceId === undefined
         ? response
         : HttpServerResponse.setHeader(response, "x-cache-instance", options.instanceId)
-    }),
+    })
+
+  return HttpRouter.middleware(
+    entryAnswer === undefined ? Effect.succeed(middleware()) : Effect.map(entryAnswer, middleware),
     { global: true }
   )
 }

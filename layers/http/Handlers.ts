@@ -14,7 +14,7 @@
 import { Duration, Effect, Option, Schema } from "effect"
 import { HttpEffect, HttpServerResponse } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
-import { Cache, type DeleteOutcome, type WriteOutcome } from "../../effects/Cache.ts"
+import { Cache, type DeleteOutcome, type ReadResult, type WriteOutcome } from "../../effects/Cache.ts"
 import * as Stats from "../../effects/Stats.ts"
 import * as Warm from "../../effects/Warm.ts"
 import { DataSource, type DataSourceShape, InstanceSource } from "../../src/DataSource.ts"
@@ -128,6 +128,51 @@ const makeGetEntry = (cache: Cache["Service"], source: DataSourceShape | undefin
     Effect.catchTag("InvalidKeyError", (error) => Effect.fail(invalidKey(error)))
   )
 }
+
+const jsonAnswer = (status: number, body: unknown) =>
+  HttpServerResponse.text(JSON.stringify(body), { status, contentType: "application/json" })
+
+const storeUnavailable = jsonAnswer(503, {
+  error: "store_unavailable",
+  message: "the cache store is unavailable; the entry could not be read"
+})
+
+/** The answer of the entry route to a read of `key`. */
+const entryResponse = (key: string, read: ReadResult): HttpServerResponse.HttpServerResponse => {
+  switch (read._tag) {
+    case "Found":
+      return jsonAnswer(200, {
+        key,
+        value: EntryValue.fromEntry(read.value),
+        ttl: Ttl.toSeconds(read.ttlMs),
+        data_type: read.value.type,
+        hit: true
+      })
+    case "Missing":
+      return jsonAnswer(404, { key, hit: false })
+    case "Unavailable":
+      return storeUnavailable
+  }
+}
+
+/**
+ * `GET /api/v1/cache/{key}` without a query, answered from the cache in one step: the same status codes and JSON
+ * bodies as the `getEntry` endpoint (200 the entry, 404 `{key, hit: false}`, 503 `{error, message}`), without the
+ * endpoint's per-request schema work. The guard has already checked the token and the key (it serves this only
+ * then); every other GET (`?load=true`, HEAD) goes to the endpoint.
+ */
+export const entryAnswer: Effect.Effect<
+  (key: string) => Effect.Effect<HttpServerResponse.HttpServerResponse>,
+  never,
+  Cache
+> = Effect.map(
+  Effect.service(Cache),
+  (cache) => (key) =>
+    Effect.match(cache.readEntry(key), {
+      onFailure: (error) => jsonAnswer(400, { error: "invalid_key", message: error.message }),
+      onSuccess: (read) => entryResponse(key, read)
+    })
+)
 
 /** The `/warm` handler: warms through `source` when `payload.source` names it. */
 const makeWarm = (cache: Cache["Service"], source: DataSourceShape | undefined, sourceNames: ReadonlySet<string>) => {

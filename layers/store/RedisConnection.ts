@@ -100,6 +100,28 @@ export class Watchdog {
 }
 
 /**
+ * Runs one ioredis command on `key` (with `arg`) as an Effect: `f` and `then` take them as arguments, so a store
+ * builds them once and a call allocates no closures of its own (the hot reads and writes go through it).
+ */
+export type CallKey = <X, A, B = A>(
+  operation: string,
+  key: string,
+  arg: X,
+  f: (key: string, arg: X) => Promise<A>,
+  then: (value: A, key: string) => Effect.Effect<B, CacheStoreError>
+) => Effect.Effect<B, CacheStoreError>
+
+/** The failure of a command, as a `Timeout` when the watchdog has just dropped the connection under it. */
+const failed = (watchdog: Watchdog, operation: string, key: string | undefined, cause: unknown) => {
+  const error = failure(operation, key, cause)
+  return Effect.fail(
+    error.reason === "Unavailable" && watchdog.justFired(Date.now())
+      ? new CacheStoreError({ operation, key, reason: "Timeout", cause })
+      : error
+  )
+}
+
+/**
  * Runs ioredis calls as Effects, converting their failures once, here, and feeding the watchdog; `then`
  * continues with the reply inside the same callback (no extra step on the hot path).
  */
@@ -120,19 +142,36 @@ const makeCall =
         },
         (cause) => {
           watchdog.completed++
-          const error = failure(operation, key, cause)
-          resume(
-            Effect.fail(
-              error.reason === "Unavailable" && watchdog.justFired(Date.now())
-                ? new CacheStoreError({ operation, key, reason: "Timeout", cause })
-                : error
-            )
-          )
+          resume(failed(watchdog, operation, key, cause))
         }
       )
     })
 
-/** Connects (the connection closes with the scope) and answers the client with its `call`. */
+/** `makeCall` for a command on one key, with `f` and `then` shared by every call. */
+const makeCallKey =
+  (watchdog: Watchdog): CallKey =>
+  <X, A, B = A>(
+    operation: string,
+    key: string,
+    arg: X,
+    f: (key: string, arg: X) => Promise<A>,
+    then: (value: A, key: string) => Effect.Effect<B, CacheStoreError>
+  ): Effect.Effect<B, CacheStoreError> =>
+    Effect.callback<B, CacheStoreError>((resume) => {
+      watchdog.issued++
+      f(key, arg).then(
+        (value) => {
+          watchdog.completed++
+          resume(then(value, key))
+        },
+        (cause) => {
+          watchdog.completed++
+          resume(failed(watchdog, operation, key, cause))
+        }
+      )
+    })
+
+/** Connects (the connection closes with the scope) and answers the client with its `call` and `callKey`. */
 export const connect = Effect.fnUntraced(function* (options: ConnectionOptions) {
   const settings = {
     lazyConnect: true,
@@ -160,6 +199,7 @@ export const connect = Effect.fnUntraced(function* (options: ConnectionOptions) 
   )
   const watchdog = new Watchdog(options.commandTimeoutMs ?? 1000)
   const call = makeCall(watchdog)
+  const callKey = makeCallKey(watchdog)
   yield* Effect.acquireRelease(
     Effect.sync(() =>
       setInterval(() => {
@@ -169,5 +209,5 @@ export const connect = Effect.fnUntraced(function* (options: ConnectionOptions) 
     ),
     (timer) => Effect.sync(() => clearInterval(timer))
   )
-  return { redis, call }
+  return { redis, call, callKey }
 })

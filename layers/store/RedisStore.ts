@@ -108,12 +108,15 @@ const toValueWithTtl = (reply: Reply): WithTtl<CacheValue> | undefined => {
   return { value, ttlMs, tags: tags === "[]" ? noTags : (JSON.parse(tags) as ReadonlyArray<string>) }
 }
 
+const stringWithTtl = (reply: Reply) => Effect.succeed(toStringWithTtl(reply))
+const valueWithTtl = (reply: Reply) => Effect.succeed(toValueWithTtl(reply))
+
 const absent: Effect.Effect<undefined> = Effect.succeed(undefined)
 const done = (): Effect.Effect<void> => Effect.void
 
 /** Connects, loads the scripts, and builds the store; the connection closes with the scope. */
 export const make = Effect.fnUntraced(function* (options: RedisStoreOptions) {
-  const { call, redis } = yield* RedisConnection.connect(options)
+  const { call, callKey, redis } = yield* RedisConnection.connect(options)
   for (const [name, lua] of Object.entries(scripts)) redis.defineCommand(name, { lua })
   const r = redis as Scripted
   // Load every script now, so the first fill doesn't pay for it (ioredis then runs them by SHA).
@@ -173,41 +176,35 @@ export const make = Effect.fnUntraced(function* (options: RedisStoreOptions) {
    * A string as readers see it: a bare lease is absent; a tagged entry, or one a refresh lease keeps readable, is
    * read again through a script (which verifies its tags: an index may be gone).
    */
-  const readString = (key: string, value: string | null): Effect.Effect<string | undefined, CacheStoreError> => {
+  const readString = (value: string | null, key: string): Effect.Effect<string | undefined, CacheStoreError> => {
     if (value === null) return absent
     const first = value.charCodeAt(0)
     if (first === 0 && value.indexOf("\u0000", 1) < 0) return absent
     return first <= 1 ? Effect.map(checked(key), (v) => v ?? undefined) : Effect.succeed(value)
   }
 
+  // The hot commands and their replies, built once: a call allocates no closures of its own.
+  const getCommand = (key: string) => redis.get(key)
+  const getTtlCommand = (key: string) => r.ecGetTtl(1, key)
+  const readCommand = (key: string) => r.ecRead(1, key)
+  const setCommand = (key: string, value: string) => redis.set(key, value)
+
   const ttlString = (options: TtlOptions | undefined) => (options?.ttlMs === undefined ? "" : String(options.ttlMs))
 
   return CacheStore.of({
-    get: (key) =>
-      call(
-        "get",
-        key,
-        () => redis.get(key),
-        (value) => readString(key, value)
-      ),
-    getWithTtl: (key) =>
-      call(
-        "getWithTtl",
-        key,
-        () => r.ecGetTtl(1, key),
-        (reply) => Effect.succeed(toStringWithTtl(reply))
-      ),
+    get: (key) => callKey("get", key, undefined, getCommand, readString),
+    getWithTtl: (key) => callKey("getWithTtl", key, undefined, getTtlCommand, stringWithTtl),
     getMany: (keys) =>
       keys.length === 0
         ? Effect.succeed([])
         : Effect.flatMap(
             call("getMany", undefined, () => redis.mget(...keys)),
-            (values) => Effect.forEach(values, (value, i) => readString(keys[i]!, value))
+            (values) => Effect.forEach(values, (value, i) => readString(value, keys[i]!))
           ),
     set: (key, value, options) =>
       options?.tags === undefined || options.tags.length === 0
         ? options?.ttlMs === undefined
-          ? call("set", key, () => redis.set(key, value), done)
+          ? callKey("set", key, value, setCommand, done)
           : call("set", key, () => redis.set(key, value, "PX", options.ttlMs!), done)
         : call(
             "set",
@@ -251,13 +248,7 @@ export const make = Effect.fnUntraced(function* (options: RedisStoreOptions) {
       ),
 
     read: (key) => call("read", key, () => r.ecRead(1, key)).pipe(Effect.map(toValue)),
-    readWithTtl: (key) =>
-      call(
-        "read",
-        key,
-        () => r.ecRead(1, key),
-        (reply) => Effect.succeed(toValueWithTtl(reply))
-      ),
+    readWithTtl: (key) => callKey("read", key, undefined, readCommand, valueWithTtl),
     write: (key, value, options) => {
       const tags = options?.tags ?? []
       let items: ReadonlyArray<string | number>
