@@ -228,13 +228,13 @@ export const make = (deps: LoadingDeps) => {
     }
 
     hit(value: A, refreshAt: number) {
-      this.settleReading(Option.some({ value, codec: this.codec, stale: false }))
+      this.settleReading(true, value, false)
       counters.hits++
       const answered = this.answer.value(value, false)
-      return refreshAt <= now() ? refreshing(this, answered) : Effect.succeed(answered)
+      return refreshAt !== Infinity && refreshAt <= now() ? refreshing(this, answered) : Effect.succeed(answered)
     }
     throttled(copy: StaleCopy<A>) {
-      this.settleReading(Option.some({ value: copy.value, codec: this.codec, stale: true }))
+      this.settleReading(true, copy.value, true)
       counters.hits++
       counters.staleAnswers++
       return Effect.succeed(this.answer.value(copy.value, true))
@@ -242,7 +242,7 @@ export const make = (deps: LoadingDeps) => {
     negative() {
       const answer = this.answer.notFound
       if (answer === undefined) return this.leadAfterRead("refresh", undefined)
-      this.settleReading(Option.none())
+      this.settleReading(false, undefined, false)
       counters.hits++
       counters.negativeHits++
       return Effect.succeed(answer())
@@ -252,13 +252,17 @@ export const make = (deps: LoadingDeps) => {
     }
     readonly miss = () => this.leadAfterRead("fill", undefined)
 
-    /** The store read answered by itself: callers that attached to it get its answer. */
-    settleReading(result: Option.Option<Shared>) {
+    /**
+     * The store read answered by itself (`value`, or "not found"): callers that attached to it get that answer (built
+     * only when some did: a hit allocates nothing here).
+     */
+    settleReading(found: boolean, value: A | undefined, stale: boolean) {
       const reading = this.reading!
       reading.answered = true
       flights.endRead(this.key, reading)
       if (reading.flight !== undefined) {
         flights.end(this.key, reading.flight)
+        const result = found ? Option.some<Shared>({ value, codec: this.codec, stale }) : Option.none()
         Deferred.doneUnsafe(reading.flight.result, Exit.succeed(result))
       }
     }
@@ -422,7 +426,9 @@ export const make = (deps: LoadingDeps) => {
       if (Exit.isSuccess(value)) {
         counters.hits++
         const answered = call.answer.value(value.value, false)
-        return entry.refreshAt <= now() ? refreshing(call, answered) : Effect.succeed(answered)
+        return entry.refreshAt !== Infinity && entry.refreshAt <= now()
+          ? refreshing(call, answered)
+          : Effect.succeed(answered)
       }
     }
     // A key whose load is in flight here is joined before the store is asked: a pile-up on a cold key costs one
