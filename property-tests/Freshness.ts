@@ -60,6 +60,9 @@ const ttl = "10 seconds"
 const tag = "prop"
 const passes = { soft: "150 millis", eager: "6 seconds", ttl: "11 seconds" } as const
 
+/** What every finished load moves: a fill (a value, a negative entry or a kept stale copy), a fenced fill, a failure. */
+const settled = (s: Cache.CacheStats) => s.fills + s.fencedFills + s.loadFailures
+
 interface PendingLoad {
   readonly gate: Deferred.Deferred<boolean>
   finished: boolean
@@ -175,7 +178,6 @@ export const replay = (key: string, interleaving: ReadonlyArray<Step>, options: 
             yield* Deferred.succeed(chosen.gate, step.fails)
             // Every finished load ends in a fill (a value, a negative entry or a kept stale copy), a fenced fill,
             // or a failure.
-            const settled = (s: Cache.CacheStats) => s.fills + s.fencedFills + s.loadFailures
             yield* live(
               Poll.until(
                 Effect.map(cache.stats, (s) => settled(s) > settled(before)),
