@@ -10,7 +10,7 @@ import { type Duration, Layer, type Redacted } from "effect"
 import { HttpRouter, type HttpServer, type HttpServerError } from "effect/http"
 import type { Cache } from "../../effects/Cache.ts"
 import type { Stats } from "../../effects/Stats.ts"
-import { createServer, type Server, type ServerResponse } from "node:http"
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
 import type { Duplex } from "node:stream"
 import type { Readiness } from "./Readiness.ts"
 import * as Routes from "./Routes.ts"
@@ -55,6 +55,7 @@ const statusText: Record<number, string> = {
   400: "Bad Request",
   405: "Method Not Allowed",
   408: "Request Timeout",
+  411: "Length Required",
   431: "Request Header Fields Too Large"
 }
 
@@ -107,6 +108,22 @@ export const makeNodeServer = (): Server => {
     socket.on("error", () => socket.destroy())
     socket.end(rawResponse(405, JSON.stringify({ error: "method_not_allowed", message: "CONNECT is not served" })))
   })
+  // The platform answers a non-WebSocket upgrade request whose body has a Transfer-Encoding (it can only frame a body
+  // by Content-Length there) with an empty 411: the same status, in JSON, before the platform sees it.
+  const emit = server.emit.bind(server) as (event: string | symbol, ...args: Array<unknown>) => boolean
+  server.emit = ((event: string | symbol, ...args: Array<unknown>) => {
+    if (event === "upgrade") {
+      const [request, socket] = args as [IncomingMessage, Duplex]
+      const protocol = request.headers.upgrade?.toLowerCase()
+      if (request.headers["transfer-encoding"] !== undefined && protocol !== undefined && protocol !== "websocket") {
+        socket.on("error", () => socket.destroy())
+        const message = "an upgrade request's body must be framed by Content-Length"
+        socket.end(rawResponse(411, JSON.stringify({ error: "length_required", message })))
+        return true
+      }
+    }
+    return emit(event, ...args)
+  }) as typeof server.emit
   // An Expect other than 100-continue would otherwise get Node's empty 417.
   server.on("checkExpectation", (_request, response: ServerResponse) => {
     const body = JSON.stringify({ error: "expectation_failed", message: "only Expect: 100-continue is supported" })

@@ -722,6 +722,21 @@ layer(server, { excludeTestServices: true, timeout: "120 seconds" })("fuzzing th
     )
   )
 
+  it.effect("answers a non-WebSocket upgrade whose body has a Transfer-Encoding in JSON (a case fuzzing found)", () =>
+    Effect.flatMap(Effect.service(HttpServer.HttpServer), (server) =>
+      Effect.promise(async () => {
+        const address = server.address as { readonly port: number }
+        const bytes = Buffer.from(
+          "GET * HTTP/1.1\r\nTransfer-Encoding: gzip\r\nUpgrade: websocket\r\nUpgrade: websocket\r\n" +
+            "Connection: upgrade\r\nConnection: close\r\n\r\n",
+          "latin1"
+        )
+        const answer = await rawCall(address.port, bytes)
+        expectJsonError(answer, bytes.toString("latin1"), [411])
+      })
+    )
+  )
+
   it.effect("keeps serving and keeps every seed entry, after at least 10,000 hostile requests", () =>
     Effect.flatMap(base, (url) =>
       Effect.promise(async () => {
