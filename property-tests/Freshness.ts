@@ -46,6 +46,20 @@ export const steps: fc.Arbitrary<ReadonlyArray<Step>> = fc.array(
   { minLength: 1, maxLength: 28 }
 )
 
+/**
+ * The interleaving where a stale copy would outlive an invalidation: a fill, expiry, a reload that keeps the copy, a
+ * delete while it runs, the reload failing (fail-safe answers the copy), and a caller after the delete.
+ */
+export const staleCopyRace: ReadonlyArray<Step> = [
+  { _tag: "Start", via: "getOrLoad" },
+  { _tag: "Finish", pick: 0, fails: false },
+  { _tag: "Pass", past: "ttl" },
+  { _tag: "Start", via: "getOrLoad" },
+  { _tag: "Change", how: "delete" },
+  { _tag: "Finish", pick: 0, fails: true },
+  { _tag: "Start", via: "fetch" }
+]
+
 const Versioned = Schema.Struct({ version: Schema.Number })
 type Versioned = typeof Versioned.Type
 

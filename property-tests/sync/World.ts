@@ -3,7 +3,7 @@
  * publisher and sync consumer, on a MemoryBus hub in manual mode (every delivery is a command), with time on
  * a TestClock. Also the source of truth and the bookkeeping the invariants need.
  */
-import { Effect, Exit, Fiber, Layer, ManagedRuntime, Option, Schema, Scope } from "effect"
+import { Effect, Exit, Fiber, Layer, ManagedRuntime, Option, References, Schema, Scope } from "effect"
 import { TestClock } from "effect/testing"
 import { Cache, type CacheOptions } from "../../effects/Cache.ts"
 import { Publisher, type PublisherOptions } from "../../effects/Publisher.ts"
@@ -120,7 +120,10 @@ export const make = async (
   store: (index: number) => Layer.Layer<CacheStore, unknown>,
   options: WorldOptions = {}
 ): Promise<Real> => {
-  const runtime = ManagedRuntime.make(TestClock.layer())
+  // Errors only: outages make fail-safe and eager refresh log a warning per failed load.
+  const runtime = ManagedRuntime.make(
+    Layer.merge(TestClock.layer(), Layer.succeed(References.MinimumLogLevel, "Error"))
+  )
   const scope = await runtime.runPromise(Scope.make())
   const ids = Array.from({ length: count }, (_, i) => `i${i}`)
   let self: Real | undefined
