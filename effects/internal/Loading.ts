@@ -11,38 +11,24 @@
  * while the store still holds that very copy (an invalidation removes it). A fresh hit past the eager-refresh
  * fraction starts one background reload; a negative entry answers "not found" to `fetch`.
  */
-import { Cause, Deferred, Effect, Exit, Option, type Scope } from "effect"
+import { Cause, Deferred, Effect, Exit, Option } from "effect"
 import type * as CacheKey from "../../src/CacheKey.ts"
-import type { CacheStore, LeaseMode, WithTtl, WriteOptions } from "../../src/CacheStore.ts"
+import type { LeaseMode, WithTtl } from "../../src/CacheStore.ts"
 import type { CacheValue } from "../../src/CacheValue.ts"
 import type { LoadTimeoutError } from "../../src/DataSource.ts"
-import type * as Ttl from "../../src/Ttl.ts"
 import type { Fetched, LoadOptions, ReadResult } from "../Cache.ts"
-import type { Counters } from "./CacheCounters.ts"
+import type { BatchDeps } from "./BatchLoading.ts"
 import { type Codec, codecFor } from "./Codec.ts"
-import type { FencedFill, FillPlan, StaleCopy } from "./FencedFill.ts"
+import type { FillPlan, StaleCopy } from "./FencedFill.ts"
 import * as Freshness from "./Freshness.ts"
 import { invalidKey } from "./Invalidation.ts"
 import type { Entry, L1 } from "./L1.ts"
-import { abandonedRead, type Flight, type Reading, type Shared, type SingleFlight, valueFor } from "./SingleFlight.ts"
-import type { StoredEntry } from "./StoredEntry.ts"
-import type { StoreGuard } from "./StoreGuard.ts"
+import { abandonedRead, type Flight, type Reading, type Shared, valueFor } from "./SingleFlight.ts"
 
-/** What the read side needs from the cache. */
-export interface LoadingDeps {
-  readonly store: CacheStore["Service"]
-  readonly guard: StoreGuard
-  readonly entries: StoredEntry
-  readonly counters: Counters
-  readonly flights: SingleFlight
-  readonly fills: FencedFill
-  /** The cache's scope: shared loads run in it, so one caller's interruption spares the others. */
-  readonly scope: Scope.Scope
-  readonly writeOptions: (ttl: Ttl.Input | undefined, tags: ReadonlyArray<string> | undefined) => WriteOptions
+/** What the read side needs from the cache: what batches need, and the L1 and freshness policy. */
+export interface LoadingDeps extends BatchDeps {
   /** The near-cache, when the cache has one. */
   readonly l1: L1 | undefined
-  /** The cache's clock (epoch ms). */
-  readonly now: () => number
   readonly policy: Freshness.Policy
   /** Test-only: a loaded value enters the L1 before its fenced fill (a broken rule the property tests must catch). */
   readonly l1FillBeforeFence?: boolean | undefined

@@ -46,6 +46,13 @@ const withCache =
 const options = { schema: Schema.String, ttl: "10 seconds", tags: ["users"] } as const
 const failSafe: Cache.CacheOptions = { failSafe: { maxStale: "1 minute", throttle: "5 seconds" } }
 
+/** What `fetch` answers for a value. */
+const found = (value: string, stale = false) => ({ _tag: "Found", value, stale }) as const
+
+/** Fills `k` from `source`, then lets its TTL pass: the store holds it as a stale copy (under fail-safe). */
+const filledThenExpired = (cache: Cache.Cache["Service"], source: ReturnType<typeof steered>) =>
+  Effect.andThen(cache.fetch("k", source.load, options), TestClock.adjust("11 seconds"))
+
 /** Every way an entry can be invalidated on this instance. */
 const invalidations: ReadonlyArray<readonly [string, (cache: Cache.Cache["Service"]) => Effect.Effect<unknown>]> = [
   ["a key invalidation", (cache) => Effect.orDie(cache.invalidate({ invalidation_type: "key", key: "k" }))],
@@ -64,32 +71,24 @@ describe("fail-safe", () => {
     const source = steered("v1")
     return Effect.gen(function* () {
       const cache = yield* Cache.Cache
-      assert.deepStrictEqual(yield* cache.fetch("k", source.load, options), {
-        _tag: "Found",
-        value: "v1",
-        stale: false
-      })
+      assert.deepStrictEqual(yield* cache.fetch("k", source.load, options), found("v1"))
       yield* TestClock.adjust("11 seconds")
       source.state.failing = true
-      assert.deepStrictEqual(yield* cache.fetch("k", source.load, options), { _tag: "Found", value: "v1", stale: true })
+      assert.deepStrictEqual(yield* cache.fetch("k", source.load, options), found("v1", true))
       assert.strictEqual(source.state.calls, 2)
       // Within the throttle the copy is answered without asking the source; getOrLoad answers it too.
-      assert.deepStrictEqual(yield* cache.fetch("k", source.load, options), { _tag: "Found", value: "v1", stale: true })
+      assert.deepStrictEqual(yield* cache.fetch("k", source.load, options), found("v1", true))
       assert.strictEqual(yield* cache.getOrLoad("k", source.value, options), "v1")
       assert.strictEqual(source.state.calls, 2)
       // Plain reads answer fresh values only.
       assert.isTrue(Option.isNone(yield* cache.get("k", Schema.String)))
       yield* TestClock.adjust("6 seconds")
-      assert.deepStrictEqual(yield* cache.fetch("k", source.load, options), { _tag: "Found", value: "v1", stale: true })
+      assert.deepStrictEqual(yield* cache.fetch("k", source.load, options), found("v1", true))
       assert.strictEqual(source.state.calls, 3, "the throttle ended: the source is asked again")
       source.state.failing = false
       source.state.value = Option.some("v2")
       yield* TestClock.adjust("6 seconds")
-      assert.deepStrictEqual(yield* cache.fetch("k", source.load, options), {
-        _tag: "Found",
-        value: "v2",
-        stale: false
-      })
+      assert.deepStrictEqual(yield* cache.fetch("k", source.load, options), found("v2"))
       const stats = yield* cache.stats
       assert.strictEqual(stats.staleAnswers, 4)
       assert.strictEqual(stats.loadFailures, 2)
@@ -113,8 +112,7 @@ describe("fail-safe", () => {
     const source = steered("v1")
     return Effect.gen(function* () {
       const cache = yield* Cache.Cache
-      yield* cache.fetch("k", source.load, options)
-      yield* TestClock.adjust("11 seconds")
+      yield* filledThenExpired(cache, source)
       source.state.failing = true
       assert.strictEqual((yield* Effect.exit(cache.fetch("k", source.load, options)))._tag, "Failure")
       assert.isUndefined(yield* (yield* CacheStore).get("k"), "stored plain, expired with its TTL")
@@ -126,8 +124,7 @@ describe("fail-safe", () => {
       const source = steered("v1")
       return Effect.gen(function* () {
         const cache = yield* Cache.Cache
-        yield* cache.fetch("k", source.load, options)
-        yield* TestClock.adjust("11 seconds")
+        yield* filledThenExpired(cache, source)
         yield* invalidate(cache)
         source.state.failing = true
         assert.strictEqual((yield* Effect.exit(cache.fetch("k", source.load, options)))._tag, "Failure")
@@ -139,8 +136,7 @@ describe("fail-safe", () => {
       const source = steered("v1")
       return Effect.gen(function* () {
         const cache = yield* Cache.Cache
-        yield* cache.fetch("k", source.load, options)
-        yield* TestClock.adjust("11 seconds")
+        yield* filledThenExpired(cache, source)
         source.state.failing = true
         source.state.gate = yield* Deferred.make<void>()
         const caller = yield* Effect.forkChild(cache.fetch("k", source.load, options))
@@ -163,8 +159,7 @@ describe("fail-safe with a failing store", () => {
       return Effect.gen(function* () {
         const cache = yield* Cache.Cache
         const control = yield* FlakyStore.FlakyControl
-        yield* cache.fetch("k", source.load, options)
-        yield* TestClock.adjust("11 seconds")
+        yield* filledThenExpired(cache, source)
         yield* control.setDown(true)
         const outcome = yield* Effect.orDie(cache.invalidate({ invalidation_type: "key", key: "k" }))
         assert.strictEqual(outcome._tag, "Pending")
@@ -190,22 +185,17 @@ describe("soft and hard timeouts", () => {
     const source = steered("v1")
     return Effect.gen(function* () {
       const cache = yield* Cache.Cache
-      yield* cache.fetch("k", source.load, options)
-      yield* TestClock.adjust("11 seconds")
+      yield* filledThenExpired(cache, source)
       source.state.value = Option.some("v2")
       source.state.delayMs = 1000
       const caller = yield* Effect.forkChild(cache.fetch("k", source.load, options))
       yield* settle
       yield* TestClock.adjust("100 millis")
-      assert.deepStrictEqual(yield* Fiber.join(caller), { _tag: "Found", value: "v1", stale: true })
+      assert.deepStrictEqual(yield* Fiber.join(caller), found("v1", true))
       yield* TestClock.adjust("1 second")
       yield* settle
       source.state.delayMs = 0
-      assert.deepStrictEqual(yield* cache.fetch("k", source.load, options), {
-        _tag: "Found",
-        value: "v2",
-        stale: false
-      })
+      assert.deepStrictEqual(yield* cache.fetch("k", source.load, options), found("v2"))
       assert.strictEqual(source.state.calls, 2, "the background load was the only reload")
       const stats = yield* cache.stats
       assert.strictEqual(stats.backgroundRefreshes, 1)
@@ -217,8 +207,7 @@ describe("soft and hard timeouts", () => {
     const source = steered("v1")
     return Effect.gen(function* () {
       const cache = yield* Cache.Cache
-      yield* cache.fetch("k", source.load, options)
-      yield* TestClock.adjust("11 seconds")
+      yield* filledThenExpired(cache, source)
       source.state.value = Option.some("v2")
       source.state.delayMs = 1000
       const caller = yield* Effect.forkChild(cache.fetch("k", source.load, options))
@@ -228,7 +217,7 @@ describe("soft and hard timeouts", () => {
       yield* settle
       assert.isUndefined(caller.pollUnsafe(), "still waiting past the soft timeout")
       yield* TestClock.adjust("1 second")
-      assert.deepStrictEqual(yield* Fiber.join(caller), { _tag: "Found", value: "v2", stale: false })
+      assert.deepStrictEqual(yield* Fiber.join(caller), found("v2"))
       assert.strictEqual((yield* cache.stats).staleAnswers, 0)
     }).pipe(withCache(timeouts))
   })
@@ -244,8 +233,7 @@ describe("soft and hard timeouts", () => {
       const error = yield* Fiber.join(cold)
       assert.strictEqual(error._tag, "LoadTimeoutError")
       source.state.delayMs = 0
-      yield* cache.fetch("k", source.load, options)
-      yield* TestClock.adjust("11 seconds")
+      yield* filledThenExpired(cache, source)
       source.state.delayMs = 5000
       const stale = yield* Effect.forkChild(cache.getOrLoad("k", source.value, options))
       yield* settle
@@ -360,11 +348,7 @@ describe("negative caching", () => {
         yield* cache.fetch("k", source.load, options)
         yield* invalidate(cache)
         source.state.value = Option.some("v2")
-        assert.deepStrictEqual(yield* cache.fetch("k", source.load, options), {
-          _tag: "Found",
-          value: "v2",
-          stale: false
-        })
+        assert.deepStrictEqual(yield* cache.fetch("k", source.load, options), found("v2"))
       }).pipe(withCache({ negativeTtl: "5 seconds" }))
     })
   }
@@ -376,11 +360,7 @@ describe("negative caching", () => {
       const cache = yield* Cache.Cache
       yield* cache.fetch("k", source.load, options)
       assert.strictEqual(yield* cache.getOrLoad("k", Effect.succeed("v2"), options), "v2")
-      assert.deepStrictEqual(yield* cache.fetch("k", source.load, options), {
-        _tag: "Found",
-        value: "v2",
-        stale: false
-      })
+      assert.deepStrictEqual(yield* cache.fetch("k", source.load, options), found("v2"))
     }).pipe(withCache({ negativeTtl: "5 seconds" }))
   })
 })
