@@ -227,7 +227,10 @@ export const make = (deps: FencedFillDeps): FencedFill => {
     return Option.some<Shared>({ value: found.value, codec, stale: false })
   })
 
-  /** Leases every key of a batch; keys whose lease found a decodable value are answered from it. */
+  /**
+   * Takes a refresh lease on every key of a batch (an entry there stays readable until its fill lands); a key whose
+   * lease still answers a decodable value (a store that does not take refresh leases) is answered from it.
+   */
   const leaseAll = Effect.fnUntraced(function* <A>(
     keys: ReadonlyArray<string>,
     codec: Codec<A>,
