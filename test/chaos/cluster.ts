@@ -102,6 +102,8 @@ export interface InstanceOptions {
   readonly persistence?: "none" | "aof"
   /** Mount a tmpfs of this size (e.g. "16m") as the data dir. */
   readonly tmpfs?: string
+  /** More settings of its `serve` (e.g. the fail-safe family's). */
+  readonly env?: Readonly<Record<string, string>>
 }
 
 /** One `serve` instance: its identity, URL and data dir survive restarts of its process. */
@@ -281,7 +283,8 @@ export const startCluster = async (options: {
         AWS_ENDPOINT_URL: endpoint,
         AWS_REGION: "us-east-1",
         AWS_ACCESS_KEY_ID: "test",
-        AWS_SECRET_ACCESS_KEY: "test"
+        AWS_SECRET_ACCESS_KEY: "test",
+        ...instanceOptions.env
       }
       const instance: Instance = {
         id,

@@ -48,6 +48,20 @@ export interface Scenario {
 
 const plain: ReadonlyArray<InstanceOptions> = [{}, {}, {}]
 const aof: ReadonlyArray<InstanceOptions> = [{ persistence: "aof" }, { persistence: "aof" }, { persistence: "aof" }]
+/**
+ * The fail-safe family on, with 2 s TTLs so that entries expire, are refreshed eagerly and kept as stale copies while
+ * the faults and the invalidations go on.
+ */
+const freshness: InstanceOptions = {
+  env: {
+    CACHE_DEFAULT_TTL: "2",
+    CACHE_FAIL_SAFE_MAX_STALE: "60",
+    CACHE_FAIL_SAFE_THROTTLE: "1",
+    CACHE_EAGER_REFRESH: "0.5",
+    CACHE_NEGATIVE_TTL: "2",
+    CACHE_SOURCE_SOFT_TIMEOUT_MS: "50"
+  }
+}
 
 /** Sleeps until `at` (harness clock), never past the deadline; false when there is no time left for a fault. */
 const until = async (context: FaultContext, at: number, needMs: number): Promise<boolean> => {
@@ -189,7 +203,13 @@ export const scenarios: ReadonlyArray<Scenario> = [
     instances: [{ persistence: "aof" }, { persistence: "aof" }, { persistence: "aof", tmpfs: "8m" }],
     fault: diskFull
   },
-  { name: "hostile", boundMs: 1000, instances: plain, load: { hostile: 2 } }
+  { name: "hostile", boundMs: 1000, instances: plain, load: { hostile: 2 } },
+  {
+    name: "fail-safe-redis-kill",
+    boundMs: 1000,
+    instances: [freshness, freshness, freshness],
+    fault: redisKill(false)
+  }
 ]
 
 /** Why a tmpfs cannot be mounted here, or undefined when it can. */
