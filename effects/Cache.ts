@@ -379,13 +379,6 @@ export const make = Effect.fnUntraced(function* (options: CacheOptions = {}, pub
 
   const readEntry = loading.readEntry
 
-  /** A typed write's text and options as stored: stamped (and kept `maxStale` longer) when the policy stamps. */
-  const stored = (json: string, options: WriteOptions): [string, WriteOptions] => {
-    if (!policy.stamps) return [json, options]
-    const { text, ttlMs } = Freshness.stored(policy, json, now(), options.ttlMs)
-    return [text, { ttlMs, tags: options.tags }]
-  }
-
   return Cache.of({
     // `get` and `set` check the key inline (no thunk for `checked`): they are the hot path.
     get: (key, schema) => {
@@ -399,7 +392,11 @@ export const make = Effect.fnUntraced(function* (options: CacheOptions = {}, pub
       if (Exit.isFailure(encoded)) return Effect.failCause(encoded.cause)
       const json = encoded.value
       const write = policy.stamps
-        ? Effect.suspend(() => store.set(key, ...stored(json, writeOptions(options.ttl, options.tags))))
+        ? Effect.suspend(() => {
+            // Stamped when it runs: its freshness counts from then.
+            const stamped = Freshness.stored(policy, json, now(), writeOptions(options.ttl, options.tags))
+            return store.set(key, stamped.text, stamped.options)
+          })
         : store.set(key, json, writeOptions(options.ttl, options.tags))
       return keyWrite(key, write, toWritten, notWritten)
     },

@@ -77,9 +77,8 @@ export const make = (deps: BatchDeps) => {
 
   /** Whether `text` is a negative entry still fresh. */
   const isNegative = (text: string): boolean => {
-    if (!Freshness.isStamped(text)) return false
-    const stamp = Freshness.parse(text)?.stamp
-    return stamp?.kind === "negative" && now() < stamp.freshUntil
+    const stamped = Freshness.parse(text)
+    return stamped !== undefined && Freshness.isFreshNegative(stamped.stamp, now())
   }
 
   /** Loads `led` as one batch in the cache's scope, completing each key's flight with its value or none. */

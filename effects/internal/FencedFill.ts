@@ -125,8 +125,7 @@ export const make = (deps: FencedFillDeps): FencedFill => {
     }
     const json = encoded.value
     const sentAt = now()
-    const { text, ttlMs } = Freshness.stored(policy, json, sentAt, options.ttlMs)
-    const written = text === json && ttlMs === options.ttlMs ? options : { ttlMs, tags: options.tags }
+    const { text, options: written } = Freshness.stored(policy, json, sentAt, options)
     return Effect.map(put(key, token, text, written), (filled) => {
       if (filled === true && onFilled !== undefined) onFilled(json, value, sentAt)
     })

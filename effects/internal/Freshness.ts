@@ -10,6 +10,7 @@
  * ends, so the source is not asked again before) and `negative` (the source does not have the key; no JSON).
  */
 import { Duration } from "effect"
+import type { WriteOptions } from "../../src/CacheStore.ts"
 import type * as Ttl from "../../src/Ttl.ts"
 
 /** What a stamped entry is. */
@@ -38,14 +39,11 @@ const kindCodes: Record<Kind, string> = { value: "v", stale: "s", negative: "n" 
 const field = (ms: number): string => (ms === Infinity ? "" : String(ms))
 const parseField = (text: string): number => (text === "" ? Infinity : Number(text))
 
-/** Whether `text` carries a stamp. */
-export const isStamped = (text: string): boolean => text.charCodeAt(0) === marker
-
 /** `json` with `stamp` in front. */
 export const format = (stamp: Stamp, json: string): string =>
   `\u0002${field(stamp.freshUntil)},${field(stamp.staleUntil)},${stamp.writtenAt},${kindCodes[stamp.kind]}\u0000${json}`
 
-/** The stamp and JSON of a stamped string; undefined for one that is not (or is malformed). */
+/** The stamp and JSON of a stamped string; undefined for one that is not (one character read) or is malformed. */
 export const parse = (text: string): Stamped | undefined => {
   if (text.charCodeAt(0) !== marker) return undefined
   const end = text.indexOf("\u0000", 1)
@@ -62,12 +60,16 @@ export const parse = (text: string): Stamped | undefined => {
   return { stamp: { freshUntil, staleUntil, writtenAt, kind }, json: text.slice(end + 1) }
 }
 
-/** The JSON text of a stored string, stamped or not. */
-export const jsonOf = (text: string): string => {
-  if (text.charCodeAt(0) !== marker) return text
-  const end = text.indexOf("\u0000", 1)
-  return end < 0 ? text : text.slice(end + 1)
-}
+/** Whether an entry with `stamp` is a fresh value at `now` (not stale, not negative). */
+export const isFreshValue = (stamp: Stamp, now: number): boolean => stamp.kind === "value" && now < stamp.freshUntil
+
+/** Whether an entry with `stamp` is a negative entry still fresh at `now`. */
+export const isFreshNegative = (stamp: Stamp, now: number): boolean =>
+  stamp.kind === "negative" && now < stamp.freshUntil
+
+/** The freshness `stamp` has left from `from` in milliseconds, as TTLs are answered: -1 for never expiring. */
+export const remainingMs = (stamp: Stamp, from: number): number =>
+  stamp.freshUntil === Infinity ? -1 : stamp.freshUntil - from
 
 /** How a cache treats freshness, from its options. */
 export interface Policy {
@@ -114,19 +116,23 @@ export const policy = (options: {
 }
 
 /**
- * The stored text and store TTL of a value written at `now` with TTL `ttlMs` (undefined: none): stamped, and kept
- * `maxStaleMs` longer, when the policy stamps; as is otherwise.
+ * The stored text and write options of a value written at `now` with `options`: stamped, and kept `maxStaleMs` longer,
+ * when the policy stamps; `json` and `options` as they are otherwise.
  */
 export const stored = (
   policy: Policy,
   json: string,
   now: number,
-  ttlMs: number | undefined
-): { readonly text: string; readonly ttlMs: number | undefined } => {
-  if (!policy.stamps) return { text: json, ttlMs }
+  options: WriteOptions
+): { readonly text: string; readonly options: WriteOptions } => {
+  if (!policy.stamps) return { text: json, options }
+  const ttlMs = options.ttlMs
   const freshUntil = ttlMs === undefined ? Infinity : now + ttlMs
   const stamp: Stamp = { freshUntil, staleUntil: freshUntil + policy.maxStaleMs, writtenAt: now, kind: "value" }
-  return { text: format(stamp, json), ttlMs: ttlMs === undefined ? undefined : ttlMs + policy.maxStaleMs }
+  return {
+    text: format(stamp, json),
+    options: { ttlMs: ttlMs === undefined ? undefined : ttlMs + policy.maxStaleMs, tags: options.tags }
+  }
 }
 
 /** When a hit on a value with `stamp` should start a background refresh (epoch ms); `Infinity` for never. */

@@ -1,5 +1,5 @@
 /**
- * The read side of the cache: lookups, and loads on a miss. `getOrLoad` (and `fetch`, its form for loads that may
+ * The read side of the cache: loads on a miss, over the lookups of `Lookup`. `getOrLoad` (and `fetch`, its form for loads that may
  * find nothing) is cache-aside with one load per key per instance at a time (callers of a key in flight join it
  * through `SingleFlight` before asking the store) and a fenced fill (`FencedFill`); batches are `BatchLoading`'s. A
  * miss on a failing store (or an open breaker) answers from the loader. With an `L1`, `get`,
@@ -13,14 +13,15 @@
  */
 import { Cause, Deferred, Effect, Exit, Option } from "effect"
 import type * as CacheKey from "../../src/CacheKey.ts"
-import type { LeaseMode, WithTtl } from "../../src/CacheStore.ts"
-import type { CacheValue } from "../../src/CacheValue.ts"
+import type { LeaseMode } from "../../src/CacheStore.ts"
 import type { LoadTimeoutError } from "../../src/DataSource.ts"
-import type { Fetched, LoadOptions, ReadResult } from "../Cache.ts"
+import type { Fetched, LoadOptions } from "../Cache.ts"
 import type { BatchDeps } from "./BatchLoading.ts"
 import { type Codec, codecFor } from "./Codec.ts"
 import type { FillPlan, StaleCopy } from "./FencedFill.ts"
 import * as Freshness from "./Freshness.ts"
+import * as Lookup from "./Lookup.ts"
+import type { Outcomes } from "./Lookup.ts"
 import { invalidKey } from "./Invalidation.ts"
 import type { Entry, L1 } from "./L1.ts"
 import { abandonedRead, type Flight, type Reading, type Shared, valueFor } from "./SingleFlight.ts"
@@ -36,8 +37,6 @@ export interface LoadingDeps extends BatchDeps {
 
 const noTags: ReadonlyArray<string> = []
 const noneEffect = Effect.succeed(Option.none<never>())
-const unavailable: ReadResult = { _tag: "Unavailable" }
-const missing: ReadResult = { _tag: "Missing" }
 /** Keys remembered after a failed eager refresh at most (then the memory is cleared). */
 const maxBackoffKeys = 10_000
 
@@ -53,20 +52,6 @@ const fromEntry = <A>(entry: Entry, codec: Codec<A>): Exit.Exit<A, unknown> => {
     entry.value = decoded.value
   }
   return decoded
-}
-
-/** How a lookup's caller answers each thing the store may hold. */
-interface Outcomes<A, B, E, R> {
-  /** A fresh value; `refreshAt` is when a hit on it should start an eager refresh (`Infinity`: never). */
-  hit(value: A, refreshAt: number): Effect.Effect<B, E, R>
-  /** Nothing usable: absent, undecodable (deleted), or the store failed. A function, not a method: passed as is. */
-  readonly miss: () => Effect.Effect<B, E, R>
-  /** A stamped entry past its freshness. */
-  expired(copy: StaleCopy<A>): Effect.Effect<B, E, R>
-  /** A fail-safe copy within its throttle: answered stale, without a load. */
-  throttled(copy: StaleCopy<A>): Effect.Effect<B, E, R>
-  /** A negative entry: the source does not have the key. */
-  negative(): Effect.Effect<B, E, R>
 }
 
 /** How `getOrLoad` and `fetch` answer. */
@@ -85,80 +70,11 @@ const asFetched: Answer<any, Fetched<any>> = {
 
 /** The read side over the deps. */
 export const make = (deps: LoadingDeps) => {
-  const { counters, entries, fills, flights, guard, l1, now, policy, scope, store, writeOptions } = deps
+  const { counters, fills, flights, guard, l1, now, policy, scope, store, writeOptions } = deps
   /** Keys whose eager refresh failed, and when the next may start: a dead source is not asked at every hit. */
   const refreshBackoff = new Map<string, number>()
 
-  /** The live L1 entry of `key` (none while an invalidation of it is pending), counted as an L1 hit or miss. */
-  const nearEntry = (key: string): Entry | undefined =>
-    l1 === undefined || guard.isPending(key) ? undefined : l1.get(key, now())
-
-  /** Routes a stamped store string to its outcome; a fresh value enters the L1 (read at `startedAt`, stamp `since`). */
-  const classify = <A, B, E, R>(
-    key: string,
-    found: WithTtl<string>,
-    stamped: Freshness.Stamped,
-    codec: Codec<A>,
-    on: Outcomes<A, B, E, R>,
-    since: number,
-    startedAt: number
-  ): Effect.Effect<B, E, R> => {
-    const { json, stamp } = stamped
-    if (stamp.kind === "negative") return now() < stamp.freshUntil ? on.negative() : on.miss()
-    const decoded = codec.decode(json)
-    if (Exit.isFailure(decoded)) return Effect.andThen(entries.undecodable(key), on.miss())
-    const copy = (): StaleCopy<A> => ({ value: decoded.value, text: found.value, stamp, json, tags: found.tags })
-    if (now() >= stamp.freshUntil) return on.expired(copy())
-    if (stamp.kind === "stale") return on.throttled(copy())
-    const refreshAt = Freshness.refreshAt(policy, stamp)
-    if (l1 !== undefined && !guard.isPending(key)) {
-      const ttlMs = stamp.freshUntil === Infinity ? -1 : stamp.freshUntil - startedAt
-      l1.admit(key, since, json, decoded.value, codec, found.tags, ttlMs, startedAt, refreshAt)
-    }
-    return on.hit(decoded.value, refreshAt)
-  }
-
-  /**
-   * The store read of a lookup, one step on a closed breaker. Without an L1 or stamps it is one GET; otherwise the
-   * read takes the entry's TTL and tags too, and a fresh hit enters the L1 unless the key was invalidated since.
-   */
-  const storeLookup = <A, B, E, R>(key: string, codec: Codec<A>, on: Outcomes<A, B, E, R>): Effect.Effect<B, E, R> => {
-    if (l1 === undefined && !policy.stamps) {
-      return guard.get(
-        key,
-        store.get(key),
-        (text) => {
-          if (text === undefined) return on.miss()
-          const stamped = Freshness.isStamped(text) ? Freshness.parse(text) : undefined
-          if (stamped !== undefined)
-            return classify(key, { value: text, ttlMs: -1, tags: noTags }, stamped, codec, on, 0, 0)
-          const decoded = codec.decode(text)
-          return Exit.isSuccess(decoded)
-            ? on.hit(decoded.value, Infinity)
-            : Effect.andThen(entries.undecodable(key), on.miss())
-        },
-        on.miss
-      )
-    }
-    const since = l1 === undefined ? 0 : l1.begin()
-    const startedAt = now()
-    return guard.get(
-      key,
-      store.getWithTtl(key),
-      (found: WithTtl<string> | undefined) => {
-        if (found === undefined) return on.miss()
-        const stamped = Freshness.isStamped(found.value) ? Freshness.parse(found.value) : undefined
-        if (stamped !== undefined) return classify(key, found, stamped, codec, on, since, startedAt)
-        const decoded = codec.decode(found.value)
-        if (Exit.isFailure(decoded)) return Effect.andThen(entries.undecodable(key), on.miss())
-        if (l1 !== undefined && !guard.isPending(key)) {
-          l1.admit(key, since, found.value, decoded.value, codec, found.tags, found.ttlMs, startedAt)
-        }
-        return on.hit(decoded.value, Infinity)
-      },
-      on.miss
-    )
-  }
+  const { nearEntry, readEntry, storeLookup, ttl } = Lookup.make(deps)
 
   const hitSome = <A>(value: A) => {
     counters.hits++
@@ -495,83 +411,6 @@ export const make = (deps: LoadingDeps) => {
       }
       return storeLookup(key, codec, getOutcomes)
     })
-
-  const counted = (result: ReadResult): ReadResult => {
-    if (result._tag === "Found") counters.hits++
-    else counters.misses++
-    return result
-  }
-
-  /**
-   * The whole value at `key` with its remaining TTL: from the L1 (a string entry), else one store read. A stamped
-   * string answers its JSON and its remaining freshness while fresh, and is missing once it is not (or negative).
-   */
-  const readEntry = (key: string): Effect.Effect<ReadResult> => Effect.suspend(() => readEntryNow(key))
-
-  const readEntryNow = (key: string): Effect.Effect<ReadResult> => {
-    const entry = nearEntry(key)
-    if (entry !== undefined) {
-      const ttlMs = entry.storeExpiresAt === Infinity ? -1 : Math.max(0, entry.storeExpiresAt - now())
-      return Effect.succeed(counted({ _tag: "Found", value: { type: "string", value: entry.text }, ttlMs }))
-    }
-    const since = l1 === undefined ? 0 : l1.begin()
-    const startedAt = now()
-    const found = (read: WithTtl<CacheValue> | undefined): ReadResult => {
-      if (read === undefined) return counted(missing)
-      const value = read.value
-      if (value.type !== "string") return counted({ _tag: "Found", value, ttlMs: read.ttlMs })
-      let text = value.value
-      let ttlMs = read.ttlMs
-      let refreshAt = Infinity
-      const stamped = Freshness.isStamped(text) ? Freshness.parse(text) : undefined
-      if (stamped !== undefined) {
-        const { stamp } = stamped
-        if (stamp.kind !== "value" || now() >= stamp.freshUntil) return counted(missing)
-        text = stamped.json
-        ttlMs = stamp.freshUntil === Infinity ? -1 : stamp.freshUntil - startedAt
-        refreshAt = Freshness.refreshAt(policy, stamp)
-      }
-      if (l1 !== undefined && !guard.isPending(key)) {
-        l1.admit(key, since, text, undefined, undefined, read.tags, ttlMs, startedAt, refreshAt)
-      }
-      return counted({
-        _tag: "Found",
-        value: stamped === undefined ? value : { type: "string", value: text },
-        ttlMs: ttlMs < 0 ? -1 : Math.max(0, ttlMs - (now() - startedAt))
-      })
-    }
-    return guard.get(
-      key,
-      store.readWithTtl(key),
-      (read) => Effect.succeed(found(read)),
-      () => Effect.succeed(counted(unavailable))
-    )
-  }
-
-  /**
-   * Remaining TTL of `key` in milliseconds (-1: none; undefined: absent or the store failing): with stamps, a string's
-   * remaining freshness (undefined once it is stale or negative).
-   */
-  const ttl = (key: string): Effect.Effect<number | undefined> => {
-    if (!policy.stamps) return guard.read(key, store.ttl(key), undefined)
-    const read = Effect.flatMap(
-      Effect.catchIf(
-        store.getWithTtl(key),
-        (error) => error.reason === "WrongType",
-        () => Effect.succeed(null)
-      ),
-      (found) => {
-        if (found === null) return store.ttl(key)
-        if (found === undefined) return Effect.succeed(undefined)
-        const stamp = Freshness.isStamped(found.value) ? Freshness.parse(found.value)?.stamp : undefined
-        if (stamp === undefined) return Effect.succeed(found.ttlMs)
-        const t = now()
-        if (stamp.kind !== "value" || t >= stamp.freshUntil) return Effect.succeed(undefined)
-        return Effect.succeed(stamp.freshUntil === Infinity ? -1 : stamp.freshUntil - t)
-      }
-    )
-    return guard.read(key, read, undefined)
-  }
 
   return {
     get,

@@ -33,6 +33,7 @@ export const make = (store: CacheStore["Service"], counters: Counters, now: () =
     undecodable,
     decode: (key, text, codec) => {
       const stamped = Freshness.parse(text)
+      // A throttled fail-safe copy counts as a value here (it is fresh until its throttle ends).
       if (stamped !== undefined && (stamped.stamp.kind === "negative" || now() >= stamped.stamp.freshUntil)) {
         return Effect.succeed(Option.none())
       }
