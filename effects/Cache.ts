@@ -31,10 +31,10 @@ import * as Loading from "./internal/Loading.ts"
 import { SingleFlight } from "./internal/SingleFlight.ts"
 import * as StoredEntry from "./internal/StoredEntry.ts"
 import * as StoreGuard from "./internal/StoreGuard.ts"
-import type { CacheOptions } from "./CacheOptions.ts"
+import type { CacheOptions } from "./internal/CacheOptions.ts"
 import { Publisher } from "./Publisher.ts"
 
-export type { CacheOptions, FailSafeOptions, L1Options, SourceTimeouts } from "./CacheOptions.ts"
+export type { CacheOptions, FailSafeOptions, L1Options, SourceTimeouts } from "./internal/CacheOptions.ts"
 
 /** A Schema for cached values: decodes from and encodes to JSON-compatible data, with no services. */
 export type ValueSchema<A> = Schema.Codec<A, unknown>

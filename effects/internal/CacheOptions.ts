@@ -1,9 +1,9 @@
 /**
  * How a cache behaves: its default TTL, lease, breaker and pending bounds, the optional L1, and the fail-safe family
- * (fail-safe, source timeouts, eager refresh, negative caching). Every field has a production default; everything
- * optional is off unless set. `Cache.make`/`Cache.layer` take it (re-exported from `Cache`).
+ * (fail-safe, source timeouts, eager refresh, negative caching). Public through `Cache`, which re-exports it. Every
+ * field has a production default; everything optional is off unless set.
  */
-import type * as Ttl from "../src/Ttl.ts"
+import type * as Ttl from "../../src/Ttl.ts"
 
 /** How the cache behaves; every field has a production default. */
 export interface CacheOptions {
